@@ -1,1 +1,38 @@
-fn main() {}
+//! `refsync`: parse the command line, set up logging, run the command.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use refsync::cli::{Cli, Command, ConfigCommand};
+use refsync::config::{CONFIG_TEMPLATE, Config};
+use refsync::telemetry::init_logging;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, "info");
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config(ConfigCommand::Init(args)) => {
+            if args.path.exists() && !args.force {
+                bail!(
+                    "{} exists; pass --force to overwrite it",
+                    args.path.display()
+                );
+            }
+            std::fs::write(&args.path, CONFIG_TEMPLATE)
+                .with_context(|| format!("writing {}", args.path.display()))?;
+            println!("wrote {}", args.path.display());
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let config = Config::load(cli.config.as_deref())?;
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("rendering the configuration")?
+            );
+        }
+    }
+    Ok(())
+}

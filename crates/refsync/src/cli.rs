@@ -1,0 +1,57 @@
+//! The command tree. Each subcommand's handler lives with the feature it drives;
+//! this module only describes the commands and hands parsed arguments over.
+
+use crate::telemetry::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Keep Microsoft Partner Center co-sell referrals and your CRM in sync.
+#[derive(Debug, Parser)]
+#[command(name = "refsync", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Settings can also come from REFSYNC_* variables.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "REFSYNC_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "REFSYNC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `refsync config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented configuration template.
+    Init(ConfigInitArgs),
+    /// Load the configuration (file + environment) and print the effective settings, secrets redacted.
+    Check,
+}
+
+/// `refsync config init`.
+#[derive(Debug, Args)]
+pub struct ConfigInitArgs {
+    /// Where to write the template.
+    #[arg(default_value = "refsync.toml")]
+    pub path: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}

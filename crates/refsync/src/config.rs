@@ -1,0 +1,405 @@
+//! `refsync.toml`: every setting, its default, and where secrets may come from.
+//!
+//! Layers, later wins: compiled-in defaults → the TOML file → `REFSYNC_*` environment
+//! variables (`REFSYNC_STORE__URL=…`; `__` separates a section from its key). Secrets
+//! (client secrets, passwords, the store encryption key) are accepted only from the
+//! environment or from a `*_file` path, never inline in the TOML file, so a config
+//! file can be committed and shared without leaking anything.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The commented template written by `refsync config init`.
+pub const CONFIG_TEMPLATE: &str = include_str!("../refsync.example.toml");
+
+/// Why configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A value was missing or of the wrong type; figment names the key and its source.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A secret was written inline in the TOML file.
+    #[error(
+        "{key} must not be written in the config file; set {env} or {key}_file instead (secrets come from the environment or a file)"
+    )]
+    InlineSecret {
+        /// The offending key, e.g. `partner_center.client_secret`.
+        key: String,
+        /// The environment variable that may carry it instead.
+        env: String,
+    },
+    /// A `*_file` secret could not be read.
+    #[error("cannot read secret file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A secret value: redacted in `Debug` and `Display`, exposed only where it is sent.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(SecretString::from(s.into()))
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener (webhook, health, metrics, admin).
+    pub server: ServerConfig,
+    /// Where durable state lives.
+    pub store: StoreConfig,
+    /// Partner Center APIs and sign-in.
+    pub partner_center: PartnerCenterConfig,
+    /// Sync behaviour.
+    pub sync: SyncConfig,
+    /// The periodic reconciliation pass.
+    pub reconciler: ReconcilerConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path` (default, embedded) or `postgres://user@host/db` (several instances).
+    pub url: String,
+    /// Key that encrypts stored refresh tokens (32 bytes, base64). Environment or file only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<Secret>,
+    /// File holding the encryption key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://refsync.db".into(),
+            encryption_key: None,
+            encryption_key_file: None,
+        }
+    }
+}
+
+/// How refsync signs in to the Referrals API, which accepts only App+User tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignIn {
+    /// A refresh token obtained once by `refsync login` (device code) and kept, encrypted, in the store.
+    #[default]
+    RefreshToken,
+    /// Legacy: username and password (ROPC), as the 2019 connector did. Ends with Microsoft's MFA enforcement.
+    Password,
+}
+
+/// `[partner_center]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartnerCenterConfig {
+    /// Referrals API base (the "Pricing and Referrals" host).
+    pub api_url: String,
+    /// Webhook registration API base (the usual Partner Center host).
+    pub registration_api_url: String,
+    /// Entra ID authority.
+    pub authority_url: String,
+    /// Entra tenant id or domain.
+    pub tenant: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The app's client secret. Environment or file only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// File holding the client secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// How to get App+User tokens for the Referrals API.
+    pub sign_in: SignIn,
+    /// Legacy password sign-in: the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Legacy password sign-in: the password. Environment or file only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// File holding the legacy password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Timeout for one API call.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for PartnerCenterConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.partner.microsoft.com".into(),
+            registration_api_url: "https://api.partnercenter.microsoft.com".into(),
+            authority_url: "https://login.microsoftonline.com".into(),
+            tenant: "organizations".into(),
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            sign_in: SignIn::RefreshToken,
+            username: None,
+            password: None,
+            password_file: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Keys worked at once by this instance.
+    pub workers: usize,
+    /// How long a claimed key stays ours before another instance may take it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Attempts before a key is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Append ✔ / ✖ to the CRM record name after each sync, as the Microsoft connector can.
+    pub checkmark_suffix: bool,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            lease: Duration::from_secs(120),
+            max_attempts: 10,
+            retry_initial: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            checkmark_suffix: false,
+        }
+    }
+}
+
+/// `[reconciler]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// How often to list referrals changed since the watermark.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How far behind the watermark each pass starts, to cover clock skew and late writes.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15 * 60),
+            overlap: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Keys that hold secrets, as `section.key`; each also accepts `section.key_file`.
+const SECRET_KEYS: &[(&str, &str)] = &[
+    ("store", "encryption_key"),
+    ("partner_center", "client_secret"),
+    ("partner_center", "password"),
+];
+
+impl Config {
+    /// Loads defaults, then `path` (if given), then `REFSYNC_*` variables from `env`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(path, Env::prefixed("REFSYNC_").split("__"))
+    }
+
+    /// [`Config::load`] with an explicit environment provider (tests use a fixed one).
+    pub fn load_from(path: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            let file = Figment::from(Toml::file_exact(path));
+            refuse_inline_secrets(&file)?;
+            figment = figment.merge(file);
+        }
+        let mut config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.read_secret_files()?;
+        Ok(config)
+    }
+
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        read_secret_file(
+            &mut self.store.encryption_key,
+            &self.store.encryption_key_file,
+        )?;
+        read_secret_file(
+            &mut self.partner_center.client_secret,
+            &self.partner_center.client_secret_file,
+        )?;
+        read_secret_file(
+            &mut self.partner_center.password,
+            &self.partner_center.password_file,
+        )?;
+        Ok(())
+    }
+}
+
+fn refuse_inline_secrets(file: &Figment) -> Result<(), ConfigError> {
+    for (section, key) in SECRET_KEYS {
+        if file.find_value(&format!("{section}.{key}")).is_ok() {
+            return Err(ConfigError::InlineSecret {
+                key: format!("{section}.{key}"),
+                env: format!(
+                    "REFSYNC_{}__{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_secret_file(slot: &mut Option<Secret>, file: &Option<PathBuf>) -> Result<(), ConfigError> {
+    if slot.is_some() {
+        return Ok(());
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+            path: path.clone(),
+            source,
+        })?;
+        *slot = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "refsync.toml", CONFIG_TEMPLATE);
+        let loaded = Config::load_from(Some(&p), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json::to_value(&loaded).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own large error
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("refsync.toml", "[store]\nurl = \"sqlite://a.db\"\n")?;
+            jail.set_env("REFSYNC_STORE__URL", "postgres://u@h/db");
+            jail.set_env("REFSYNC_SYNC__WORKERS", "3");
+            let c = Config::load(Some(Path::new("refsync.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.store.url, "postgres://u@h/db");
+            assert_eq!(c.sync.workers, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_without_echoing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "refsync.toml",
+            "[partner_center]\nclient_secret = \"hunter2-very-secret\"\n",
+        );
+        let err = Config::load_from(Some(&p), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("REFSYNC_PARTNER_CENTER__CLIENT_SECRET"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = write(&dir, "secret", "s3cr3t-value\n");
+        let p = write(
+            &dir,
+            "refsync.toml",
+            &format!("[partner_center]\nclient_secret_file = {:?}\n", secret),
+        );
+        let c = Config::load_from(Some(&p), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap();
+        let s = c.partner_center.client_secret.as_ref().unwrap();
+        assert_eq!(s.expose(), "s3cr3t-value");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "refsync.toml", "[store]\nulr = \"x\"\n");
+        let err = Config::load_from(Some(&p), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap_err();
+        assert!(err.to_string().contains("ulr"), "{err}");
+    }
+}
