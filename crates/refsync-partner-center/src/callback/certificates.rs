@@ -43,6 +43,7 @@ type Verdict = Result<Arc<TrustedCertificate>, CallbackRejection>;
 #[derive(Clone)]
 struct CacheEntry {
     verdict: Verdict,
+    stored_at: DateTime<Utc>,
     fresh_until: DateTime<Utc>,
 }
 
@@ -50,8 +51,12 @@ impl CacheEntry {
     fn usable(&self, now: DateTime<Utc>) -> bool {
         now < self.fresh_until
             && match &self.verdict {
+                // A verified certificate carries its validity window, checked per
+                // request; once expired, look again: the file may have been replaced.
                 Ok(cert) => !cert.has_expired(now),
-                Err(_) => true,
+                // A refusal may depend on the time it was made (expired, not yet
+                // valid), so it holds only from then on.
+                Err(_) => self.stored_at <= now,
             }
     }
 }
@@ -155,6 +160,7 @@ impl CertificateStore {
         };
         let entry = CacheEntry {
             verdict: verdict.clone(),
+            stored_at: now,
             fresh_until: now
                 .checked_add_signed(ttl)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),

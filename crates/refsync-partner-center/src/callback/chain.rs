@@ -272,10 +272,10 @@ pub(crate) fn ca_issuers_urls(cert: &CertificateDer<'_>) -> Vec<String> {
     for ext in parsed.extensions() {
         if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
             for desc in &aia.accessdescs {
-                if desc.access_method == OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS {
-                    if let GeneralName::URI(uri) = desc.access_location {
-                        urls.push(uri.to_owned());
-                    }
+                if desc.access_method == OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS
+                    && let GeneralName::URI(uri) = desc.access_location
+                {
+                    urls.push(uri.to_owned());
                 }
             }
         }

@@ -194,18 +194,13 @@ impl<'de> Deserialize<'de> for IntermediateUrlPrefix {
 }
 
 /// Where trust anchors come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TrustAnchorSource {
     /// The public web PKI roots from `webpki-roots` (config value `"webpki"`).
+    #[default]
     WebPki,
     /// Every certificate in a PEM file (the emulator writes its root CA to one).
     PemFile(PathBuf),
-}
-
-impl Default for TrustAnchorSource {
-    fn default() -> Self {
-        Self::WebPki
-    }
 }
 
 impl<'de> Deserialize<'de> for TrustAnchorSource {
