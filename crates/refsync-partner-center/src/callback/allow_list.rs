@@ -221,7 +221,7 @@ fn is_loopback_literal(host: &Host<&str>) -> bool {
 
 /// True when the raw string holds anything the URL parser would rewrite or that
 /// could hide a different path: see the module docs.
-fn raw_is_suspicious(raw: &str) -> bool {
+pub(crate) fn raw_is_suspicious(raw: &str) -> bool {
     if raw
         .bytes()
         .any(|b| !(0x21..=0x7e).contains(&b) || b == b'\\')

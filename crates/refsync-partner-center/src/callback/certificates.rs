@@ -26,7 +26,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::allow_list::AllowList;
+use super::allow_list::{AllowList, raw_is_suspicious};
 use super::chain::{
     ChainFailure, ChainPolicy, TrustedCertificate, ca_issuers_urls, decode_certificates,
 };
@@ -209,7 +209,10 @@ impl CertificateStore {
                 Err(ChainFailure::UnknownIssuer) if aia_fetches < MAX_AIA_FETCHES => {
                     aia_fetches += 1;
                     let fetched = self.fetch_aia_issuer(&aia_source).await?;
-                    aia_source = fetched[0].clone();
+                    // The next missing level, if any, is named by what we just got.
+                    if let Some(issuer) = fetched.first() {
+                        aia_source = issuer.clone();
+                    }
                     intermediates.extend(fetched);
                 }
                 Err(failure) => return Err(failure.into()),
@@ -261,6 +264,7 @@ impl CertificateStore {
                         .headers()
                         .get(LOCATION)
                         .and_then(|v| v.to_str().ok())
+                        .filter(|loc| !raw_is_suspicious(loc))
                         .ok_or(FetchFailure::RedirectRefused)?;
                     let next = current
                         .join(location)

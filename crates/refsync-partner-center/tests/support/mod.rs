@@ -389,6 +389,10 @@ impl CertServer {
             Served::Redirect(format!("{base}/other/good.pem")),
         );
         files.insert(
+            "cert/escape-dots.pem".into(),
+            Served::Redirect("/cert/x/%2e%2e/good.pem".into()),
+        );
+        files.insert(
             "cert/garbage.pem".into(),
             Served::File(b"this is not a certificate".to_vec()),
         );
