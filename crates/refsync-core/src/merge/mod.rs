@@ -143,8 +143,12 @@ impl Run<'_> {
         let base_v = stored.clone().unwrap_or(Value::Null);
         match (pc_v != base_v, crm_v != base_v) {
             (false, false) => {}
-            (true, false) if to_crm => self.write_crm(f, crm_v, pc_v),
-            (false, true) if to_pc => self.write_pc(f, pc_v, crm_v),
+            (true, false) if to_crm => {
+                self.write_crm(f, crm_v, pc_v);
+            }
+            (false, true) if to_pc => {
+                self.write_pc(f, pc_v, crm_v);
+            }
             (true, false) | (false, true) => {}
             (true, true) if pc_v == crm_v => {
                 self.plan.new_base.insert(f.name.clone(), pc_v.clone());
@@ -155,19 +159,37 @@ impl Run<'_> {
             }
             (true, true) => {
                 let (winner, rule) = self.winner(f, to_crm, to_pc);
+                let (winner, rule) = if self.write_side(f, winner.other(), &pc_v, &crm_v) {
+                    (winner, rule)
+                } else if (winner == Side::Pc && to_pc) || (winner == Side::Crm && to_crm) {
+                    // The winner's value cannot be sent (an illegal status change, say).
+                    // Keeping the other side's on both makes the pair agree; leaving them
+                    // apart would let the next pass pick a winner by new timestamps.
+                    if self.write_side(f, winner, &pc_v, &crm_v) {
+                        (winner.other(), WinRule::ValueRefused { refused: winner })
+                    } else {
+                        (winner, rule)
+                    }
+                } else {
+                    (winner, rule)
+                };
                 self.plan.conflicts.push(Conflict {
                     field: f.name.clone(),
                     base: stored,
-                    pc: pc_v.clone(),
-                    crm: crm_v.clone(),
+                    pc: pc_v,
+                    crm: crm_v,
                     winner,
                     rule,
                 });
-                match winner {
-                    Side::Pc => self.write_crm(f, crm_v, pc_v),
-                    Side::Crm => self.write_pc(f, pc_v, crm_v),
-                }
             }
+        }
+    }
+
+    /// Writes to `target` the value the other side holds; false when it was refused.
+    fn write_side(&mut self, f: &FieldMapping, target: Side, pc_v: &Value, crm_v: &Value) -> bool {
+        match target {
+            Side::Crm => self.write_crm(f, crm_v.clone(), pc_v.clone()),
+            Side::Pc => self.write_pc(f, pc_v.clone(), crm_v.clone()),
         }
     }
 
@@ -229,7 +251,8 @@ impl Run<'_> {
         }
     }
 
-    fn write_crm(&mut self, f: &FieldMapping, from: Value, to: Value) {
+    /// Plans a CRM write; false (and a refusal) when the value has no CRM form.
+    fn write_crm(&mut self, f: &FieldMapping, from: Value, to: Value) -> bool {
         match f.crm_values(&to) {
             Ok(columns) => {
                 self.crm_after.insert(f.name.clone(), to.clone());
@@ -240,22 +263,29 @@ impl Run<'_> {
                     to,
                     columns,
                 });
+                true
             }
-            Err(problem) => self.refuse(
-                f,
-                RefusalReason::Unwritable {
-                    side: Side::Crm,
-                    problem,
-                },
-            ),
+            Err(problem) => {
+                self.refuse(
+                    f,
+                    RefusalReason::Unwritable {
+                        side: Side::Crm,
+                        problem,
+                    },
+                );
+                false
+            }
         }
     }
 
-    fn write_pc(&mut self, f: &FieldMapping, from: Value, to: Value) {
+    /// Plans a Partner Center write; false (and a refusal) when it breaks the status
+    /// rules or cannot be expressed as a patch.
+    fn write_pc(&mut self, f: &FieldMapping, from: Value, to: Value) -> bool {
         if f.is_status()
             && let Err(reason) = self.check_status(f, &to)
         {
-            return self.refuse(f, reason);
+            self.refuse(f, reason);
+            return false;
         }
         // Computed on a copy so a write that fails half-way leaves no trace.
         let mut document = self.document.clone();
@@ -269,14 +299,18 @@ impl Run<'_> {
                     to,
                     ops,
                 });
+                true
             }
-            Err(problem) => self.refuse(
-                f,
-                RefusalReason::Unwritable {
-                    side: Side::Pc,
-                    problem,
-                },
-            ),
+            Err(problem) => {
+                self.refuse(
+                    f,
+                    RefusalReason::Unwritable {
+                        side: Side::Pc,
+                        problem,
+                    },
+                );
+                false
+            }
         }
     }
 

@@ -20,6 +20,16 @@ pub enum Side {
     Crm,
 }
 
+impl Side {
+    /// The other system.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Pc => Side::Crm,
+            Side::Crm => Side::Pc,
+        }
+    }
+}
+
 impl fmt::Display for Side {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -87,6 +97,12 @@ pub enum WinRule {
     },
     /// CRM → Partner Center is off for this record (sync flag not set, or on hold).
     CrmToPcOff,
+    /// The other side would have won, but its value was refused (see the refusals), so
+    /// this side's value is kept on both: the pair converges instead of staying apart.
+    ValueRefused {
+        /// The side whose value was refused.
+        refused: Side,
+    },
 }
 
 impl fmt::Display for WinRule {
@@ -113,6 +129,9 @@ impl fmt::Display for WinRule {
             WinRule::CrmToPcOff => f.write_str(
                 "CRM changes do not flow to Partner Center for this record (sync flag not set, or on hold)",
             ),
+            WinRule::ValueRefused { refused } => {
+                write!(f, "the {refused} value was refused, so the other side's is kept")
+            }
         }
     }
 }
