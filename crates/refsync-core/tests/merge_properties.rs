@@ -1,7 +1,8 @@
 //! Properties of the three-way merge over random referrals, CRM records and bases,
-//! with a mapping that has every direction, every owner, composite and simple value
-//! tables (with an on-hold row, an empty value and a fallback), text cut to a length,
-//! dates, money, booleans, a template, the record-id pseudo-field and array paths.
+//! with the mapping in `fixtures/every-direction.toml`: every direction, every owner,
+//! composite and simple value tables (with an on-hold row, an empty value and a
+//! fallback), text cut to a length, dates, money, booleans, a template, the record-id
+//! pseudo-field and array paths.
 //!
 //! Plans are applied the way the engine will: the CRM update merged into the record,
 //! the JSON Patch applied to the referral by an independent RFC 6902 implementation
@@ -17,133 +18,7 @@ use refsync_core::status::check_transition;
 use refsync_core::{CrmEntity, CrmRecord, Referral};
 use serde_json::{Map, Value, json};
 
-const MAPPING: &str = r#"
-[opportunity]
-collection = "Opportunity"
-primary_key = "Id"
-sync_flag_field = "Sync__c"
-marked_name_field = "Name"
-
-[[opportunity.fields]]
-name = "notes"
-pc = "details.notes"
-crm = "Description"
-transform = { kind = "string", max_len = 12 }
-direction = "both"
-owner = "pc"
-
-[[opportunity.fields]]
-name = "name"
-pc = "name"
-crm = "Name"
-direction = "both"
-owner = "crm"
-
-[[opportunity.fields]]
-name = "deal_value"
-pc = "details.dealValue"
-crm = "Amount"
-transform = { kind = "money" }
-direction = "both"
-owner = "newest"
-
-[[opportunity.fields]]
-name = "consent"
-pc = "consent.consentToContact"
-crm = "Consent__c"
-transform = { kind = "boolean" }
-direction = "both"
-owner = "newest"
-
-[[opportunity.fields]]
-name = "currency"
-pc = "details.currency"
-crm = "CurrencyIsoCode"
-transform = { kind = "string", case = "upper" }
-direction = "crm_to_pc"
-
-[[opportunity.fields]]
-name = "postal_code"
-pc = "customerProfile.address.postalCode"
-crm = "PostalCode__c"
-direction = "crm_to_pc"
-
-[[opportunity.fields]]
-name = "contact_email"
-pc = "customerProfile.team[0].email"
-crm = "Email__c"
-transform = { kind = "string", case = "lower" }
-direction = "both"
-owner = "pc"
-
-[[opportunity.fields]]
-name = "closing_date"
-pc = "details.closingDateTime"
-crm = "CloseDate"
-transform = { kind = "date" }
-direction = "pc_to_crm"
-
-[[opportunity.fields]]
-name = "link"
-pc = "id"
-crm = "Link__c"
-transform = { kind = "template", template = "https://pc.example/referrals/{id}" }
-direction = "pc_to_crm"
-
-[[opportunity.fields]]
-name = "crm_record_id"
-pc = "externalReferenceId"
-transform = { kind = "crm_record_id" }
-direction = "crm_to_pc"
-
-[[opportunity.fields]]
-name = "status"
-pc = ["status", "substatus"]
-crm = "StageName"
-direction = "both"
-owner = "newest"
-[opportunity.fields.transform]
-kind = "table"
-[[opportunity.fields.transform.values]]
-pc = ["New", "Pending"]
-pc_also = [["New", "Received"]]
-crm = "Prospecting"
-on_hold = true
-[[opportunity.fields.transform.values]]
-pc = ["Active", "Accepted"]
-crm = "Qualification"
-crm_also = ["Negotiation/Review"]
-[[opportunity.fields.transform.values]]
-pc = ["Closed", "Won"]
-crm = "Closed Won"
-[[opportunity.fields.transform.values]]
-pc = ["Closed", "Lost"]
-pc_also = [["Closed", "Declined"], ["Closed", "Expired"]]
-crm = "Closed Lost"
-
-[[opportunity.fields]]
-name = "help"
-pc = "inviteContext.assistanceRequestCode"
-crm = "Help__c"
-direction = "both"
-owner = "crm"
-[opportunity.fields.transform]
-kind = "table"
-pc_empty = "Unknown"
-pc_fallback = "GeneralOrOther"
-[[opportunity.fields.transform.values]]
-pc = "GeneralOrOther"
-crm = 100
-[[opportunity.fields.transform.values]]
-pc = "QuotesOrLicensing"
-crm = 101
-crm_also = ["101"]
-
-[[opportunity.fields]]
-name = "sync_flag"
-crm = "Sync__c"
-transform = { kind = "constant", value = true }
-"#;
+const MAPPING: &str = include_str!("fixtures/every-direction.toml");
 
 fn mapping() -> EntityMapping {
     Mapping::from_toml(MAPPING)

@@ -452,15 +452,19 @@ mod tests {
         assert!(err.contains("[1,3]"), "{err}");
     }
 
-    #[test]
-    fn ambiguous_tables_are_refused() {
-        let e = |pc: &str, crm: i64| TableEntry {
+    /// A one-value row.
+    fn e(pc: &str, crm: i64) -> TableEntry {
+        TableEntry {
             pc: vec![json!(pc)],
             pc_also: vec![],
             crm: vec![json!(crm)],
             crm_also: vec![],
             on_hold: false,
-        };
+        }
+    }
+
+    #[test]
+    fn ambiguous_tables_are_refused() {
         let err = ValueTable::new(vec![e("A", 1), e("B", 1)], None, None).unwrap_err();
         assert!(err.contains("CRM value 1 is in two rows"), "{err}");
         let err = ValueTable::new(vec![e("A", 1), e("a", 2)], None, None).unwrap_err();
@@ -471,13 +475,6 @@ mod tests {
 
     #[test]
     fn empty_and_fallback_values() {
-        let e = |pc: &str, crm: i64| TableEntry {
-            pc: vec![json!(pc)],
-            pc_also: vec![],
-            crm: vec![json!(crm)],
-            crm_also: vec![],
-            on_hold: false,
-        };
         let t = Transform::Table(
             ValueTable::new(
                 vec![e("GeneralOrOther", 1), e("QuotesOrLicensing", 2)],

@@ -6,86 +6,8 @@ use crate::ids::CrmEntity;
 use crate::mapping::{Direction, Mapping};
 use serde_json::json;
 
-/// One field per direction/owner combination the merge distinguishes.
-const MAPPING: &str = r#"
-[opportunity]
-collection = "Opportunity"
-primary_key = "Id"
-sync_flag_field = "sync"
-marked_name_field = "Name"
-
-[[opportunity.fields]]
-name = "notes"
-pc = "details.notes"
-crm = "Description"
-direction = "both"
-owner = "pc"
-
-[[opportunity.fields]]
-name = "name"
-pc = "name"
-crm = "Name"
-direction = "both"
-owner = "crm"
-
-[[opportunity.fields]]
-name = "deal_value"
-pc = "details.dealValue"
-crm = "Amount"
-transform = { kind = "money" }
-direction = "both"
-owner = "newest"
-
-[[opportunity.fields]]
-name = "closing_date"
-pc = "details.closingDateTime"
-crm = "CloseDate"
-transform = { kind = "date" }
-direction = "pc_to_crm"
-
-[[opportunity.fields]]
-name = "currency"
-pc = "details.currency"
-crm = "CurrencyIsoCode"
-transform = { kind = "string", case = "upper" }
-direction = "crm_to_pc"
-
-[[opportunity.fields]]
-name = "crm_record_id"
-pc = "externalReferenceId"
-transform = { kind = "crm_record_id" }
-direction = "crm_to_pc"
-
-[[opportunity.fields]]
-name = "status"
-pc = ["status", "substatus"]
-crm = "StageName"
-direction = "both"
-owner = "newest"
-[opportunity.fields.transform]
-kind = "table"
-[[opportunity.fields.transform.values]]
-pc = ["New", "Pending"]
-pc_also = [["New", "Received"]]
-crm = "Prospecting"
-on_hold = true
-[[opportunity.fields.transform.values]]
-pc = ["Active", "Accepted"]
-crm = "Qualification"
-crm_also = ["Negotiation/Review"]
-[[opportunity.fields.transform.values]]
-pc = ["Closed", "Won"]
-crm = "Closed Won"
-[[opportunity.fields.transform.values]]
-pc = ["Closed", "Lost"]
-pc_also = [["Closed", "Declined"]]
-crm = "Closed Lost"
-
-[[opportunity.fields]]
-name = "sync_flag"
-crm = "sync"
-transform = { kind = "constant", value = true }
-"#;
+/// Every direction and every owner the merge distinguishes.
+const MAPPING: &str = include_str!("../../tests/fixtures/every-direction.toml");
 
 fn mapping() -> EntityMapping {
     Mapping::from_toml(MAPPING)
@@ -110,7 +32,7 @@ fn agreed() -> (Value, Value, FieldValues) {
     let crm = json!({
         "Name": "Fabrikam deal ✔", "Description": "first call", "Amount": "50000.00",
         "CloseDate": "2024-06-30", "CurrencyIsoCode": "usd", "StageName": "Qualification",
-        "sync": true
+        "Link__c": "https://pc.example/referrals/r-1", "Sync__c": true
     });
     let base = [
         ("notes", json!("first call")),
@@ -120,6 +42,7 @@ fn agreed() -> (Value, Value, FieldValues) {
         ("currency", json!("USD")),
         ("crm_record_id", json!("006A")),
         ("status", json!(["Active", "Accepted"])),
+        ("link", json!("https://pc.example/referrals/r-1")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -210,12 +133,12 @@ fn a_crm_change_goes_to_partner_center_where_the_field_allows() {
 fn crm_changes_stay_in_the_crm_without_the_sync_flag() {
     let (referral, mut crm, base) = agreed();
     crm["Name"] = json!("Renamed");
-    crm["sync"] = json!(false);
+    crm["Sync__c"] = json!(false);
     let plan = run(&referral, &crm, &base);
     assert!(plan.is_empty(), "{plan:#?}");
     // A Partner Center change still flows down.
     let mut referral = referral;
-    referral["details"]["notes"] = json!("from Microsoft");
+    referral["details"]["notes"] = json!("from MS");
     let plan = run(&referral, &crm, &base);
     assert_eq!(written_crm_fields(&plan), ["notes"]);
     assert!(plan.pc_writes.is_empty());
@@ -324,17 +247,17 @@ fn one_way_conflicts_go_to_the_source() {
         rules,
         [
             (
-                "closing_date",
-                Side::Pc,
-                &WinRule::OneWay {
-                    direction: Direction::PcToCrm
-                }
-            ),
-            (
                 "currency",
                 Side::Crm,
                 &WinRule::OneWay {
                     direction: Direction::CrmToPc
+                }
+            ),
+            (
+                "closing_date",
+                Side::Pc,
+                &WinRule::OneWay {
+                    direction: Direction::PcToCrm
                 }
             ),
         ]
@@ -346,7 +269,7 @@ fn one_way_conflicts_go_to_the_source() {
 #[test]
 fn without_the_sync_flag_partner_center_wins_conflicts() {
     let (mut referral, mut crm, base) = agreed();
-    crm["sync"] = json!(false);
+    crm["Sync__c"] = json!(false);
     referral["name"] = json!("pc name");
     crm["Name"] = json!("crm name");
     let plan = run(&referral, &crm, &base);
@@ -369,9 +292,19 @@ fn a_never_synced_pair_fills_blanks_and_resolves_differences_by_owner() {
     assert_eq!(plan.conflicts.len(), 1);
     assert_eq!(plan.conflicts[0].base, None);
     assert!(plan.agreed.iter().any(|a| a.field == "deal_value"));
-    // Every synced field now has a base value.
-    for f in mapping().synced_fields() {
-        assert!(plan.new_base.contains_key(&f.name), "{}", f.name);
+    // Every field either side holds now has a base value.
+    let held = [
+        "notes",
+        "name",
+        "deal_value",
+        "closing_date",
+        "currency",
+        "crm_record_id",
+        "status",
+        "link",
+    ];
+    for f in held {
+        assert!(plan.new_base.contains_key(f), "{f}");
     }
 }
 
@@ -498,47 +431,21 @@ fn unreadable_values_are_refused_and_the_rest_merges() {
 }
 
 #[test]
-fn patches_add_missing_members_in_partner_center_wire_form() {
-    let m = Mapping::from_toml(
-        r#"
-[opportunity]
-collection = "Opportunity"
-primary_key = "Id"
-[[opportunity.fields]]
-name = "closing_date"
-pc = "details.closingDateTime"
-crm = "CloseDate"
-transform = { kind = "date" }
-direction = "both"
-owner = "crm"
-[[opportunity.fields]]
-name = "deal_value"
-pc = "details.dealValue"
-crm = "Amount"
-transform = { kind = "money" }
-direction = "both"
-owner = "crm"
-[[opportunity.fields]]
-name = "crm_record_id"
-pc = "externalReferenceId"
-transform = { kind = "crm_record_id" }
-direction = "crm_to_pc"
-"#,
-    )
-    .unwrap();
-    let m = m.entity(&CrmEntity::Opportunity).unwrap();
+fn patches_add_missing_members_and_their_parents() {
     let (pc, crm) = sides(
-        m,
-        &json!({"id": "r-1"}),
-        &json!({"CloseDate": "2024-06-30", "Amount": "1234.50"}),
+        &mapping(),
+        &json!({"id": "r-1", "status": "Active", "substatus": "Accepted"}),
+        &json!({"Amount": "1234.50", "CurrencyIsoCode": "eur", "PostalCode__c": "98052",
+                "Email__c": "Sue@Fabrikam.com", "Sync__c": true}),
     );
-    let plan = merge(m, &pc, &crm, &FieldValues::new());
+    let plan = merge(&mapping(), &pc, &crm, &FieldValues::new());
     assert_eq!(
         serde_json::to_value(plan.pc_patch()).unwrap(),
         json!([
-            {"op": "add", "path": "/details",
-             "value": {"closingDateTime": "2024-06-30T00:00:00.0000000Z"}},
-            {"op": "add", "path": "/details/dealValue", "value": 1234.5},
+            {"op": "add", "path": "/details", "value": {"dealValue": 1234.5}},
+            {"op": "add", "path": "/details/currency", "value": "EUR"},
+            {"op": "add", "path": "/customerProfile", "value": {"address": {"postalCode": "98052"}}},
+            {"op": "add", "path": "/customerProfile/team", "value": [{"email": "sue@fabrikam.com"}]},
             {"op": "add", "path": "/externalReferenceId", "value": "006A"},
         ])
     );
