@@ -25,6 +25,6 @@ pub use crm_record::CrmRecord;
 pub use event::{EventName, WebhookEvent};
 pub use ids::{CrmEntity, CrmRecordId, CrmRecordRef, EngagementId, Etag, ReferralId, SyncKey};
 pub use mapping::{EntityMapping, FieldValues, Mapping, MappingError};
-pub use merge::{MergePlan, merge};
+pub use merge::{CrmSide, MergePlan, PcSide, merge};
 pub use referral::Referral;
 pub use status::{ReferralStatus, ReferralSubstatus, StatusPair};

@@ -229,14 +229,7 @@ fn check_writes(m: &EntityMapping) -> Result<(), MappingError> {
         field: f.name.clone(),
         problem,
     };
-    let holds = m
-        .fields
-        .iter()
-        .filter(|f| {
-            f.table()
-                .is_some_and(|t| t.entries().iter().any(|e| e.on_hold))
-        })
-        .count();
+    let holds = m.fields.iter().filter(|f| f.can_hold()).count();
     if holds > 1 {
         return Err(MappingError::Entity {
             entity: m.entity.clone(),

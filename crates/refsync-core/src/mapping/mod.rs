@@ -183,6 +183,12 @@ impl FieldMapping {
         }
     }
 
+    /// True when some of the field's values put the CRM record on hold.
+    pub fn can_hold(&self) -> bool {
+        self.table()
+            .is_some_and(|t| t.entries().iter().any(|e| e.on_hold))
+    }
+
     fn prepare<'a>(&self, raw: impl Iterator<Item = &'a Value>) -> Vec<Value> {
         raw.map(|v| match v {
             Value::String(s) if self.strips_marks => Value::String(strip_marks(s).to_owned()),
@@ -383,6 +389,44 @@ pub struct Mapping {
 
 impl Mapping {
     /// Parses and validates a mapping file.
+    ///
+    /// ```
+    /// use refsync_core::{CrmEntity, Mapping, Referral};
+    ///
+    /// let mapping = Mapping::from_toml(r#"
+    ///     [opportunity]
+    ///     collection = "opportunities"
+    ///     primary_key = "opportunityid"
+    ///
+    ///     [[opportunity.fields]]
+    ///     name = "deal_value"                 # key in the stored base
+    ///     pc = "details.dealValue"            # referral path
+    ///     crm = "estimatedvalue"              # CRM column
+    ///     transform = { kind = "money" }
+    ///     direction = "both"
+    ///     owner = "newest"
+    /// "#).unwrap();
+    ///
+    /// let referral: Referral =
+    ///     serde_json::from_str(r#"{"details": {"dealValue": "50000.00"}}"#).unwrap();
+    /// let fields = mapping.render_crm_fields(&CrmEntity::Opportunity, &referral).unwrap();
+    /// assert_eq!(fields["estimatedvalue"], 50000);
+    ///
+    /// let bad = Mapping::from_toml(r#"
+    ///     [opportunity]
+    ///     collection = "opportunities"
+    ///     primary_key = "opportunityid"
+    ///     [[opportunity.fields]]
+    ///     name = "deal_value"
+    ///     pc = "details.dealValue"
+    ///     crm = "estimatedvalue"
+    ///     direction = "both"
+    /// "#).unwrap_err();
+    /// assert_eq!(
+    ///     bad.to_string(),
+    ///     "[opportunity] field \"deal_value\": a field that flows both ways needs an owner (pc, crm or newest)"
+    /// );
+    /// ```
     pub fn from_toml(text: &str) -> Result<Self, MappingError> {
         file::parse(text).map(|entities| Self { entities })
     }

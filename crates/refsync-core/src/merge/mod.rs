@@ -103,10 +103,7 @@ pub fn merge(mapping: &EntityMapping, pc: &PcSide, crm: &CrmSide, base: &FieldVa
     // the one the record will be in once this plan is written: a second pass over the
     // written state then decides exactly as this one did.
     let (holders, others): (Vec<&FieldMapping>, Vec<&FieldMapping>) =
-        mapping.synced_fields().partition(|f| {
-            f.table()
-                .is_some_and(|t| t.entries().iter().any(|e| e.on_hold))
-        });
+        mapping.synced_fields().partition(|f| f.can_hold());
     for f in holders {
         run.field(f, crm.sync_enabled);
     }
