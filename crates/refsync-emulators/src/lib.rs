@@ -1,1 +1,6 @@
 //! refsync-emulators
+#![forbid(unsafe_code)]
+
+pub mod entra;
+pub mod faults;
+pub mod server;
