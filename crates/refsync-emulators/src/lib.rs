@@ -3,4 +3,5 @@
 
 pub mod entra;
 pub mod faults;
+pub mod odata;
 pub mod server;

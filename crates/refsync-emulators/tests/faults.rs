@@ -11,7 +11,9 @@ async fn start(injector: &FaultInjector) -> EmulatorHandle {
     let app = Router::new()
         .route("/api/data/v9.2/leads", get(|| async { "leads" }))
         .route("/services/data/v62.0/limits", get(|| async { "limits" }));
-    bind_and_serve(injector.mount(app), "127.0.0.1:0").await.unwrap()
+    bind_and_serve(injector.mount(app), "127.0.0.1:0")
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -22,7 +24,9 @@ async fn throttling_rule_answers_in_the_dataverse_shape_then_recovers() {
 
     let resp = http
         .post(server.url("/_emulator/faults"))
-        .json(&json!({"status": 429, "count": 2, "retry_after_secs": 7, "path_prefix": "/api/data"}))
+        .json(
+            &json!({"status": 429, "count": 2, "retry_after_secs": 7, "path_prefix": "/api/data"}),
+        )
         .send()
         .await
         .unwrap();
@@ -130,7 +134,10 @@ async fn salesforce_limits_are_403_request_limit_exceeded() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]));
+    assert_eq!(
+        body,
+        json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    );
 }
 
 #[tokio::test]
