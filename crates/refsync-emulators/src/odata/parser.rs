@@ -442,10 +442,10 @@ fn check_segment(seg: &str, pos: usize) -> Result<(), ODataError> {
 }
 
 fn number(raw: &str, pos: usize) -> Result<Literal, ODataError> {
-    if !raw.contains('.') {
-        if let Ok(i) = raw.parse::<i64>() {
-            return Ok(Literal::Int(i));
-        }
+    if !raw.contains('.')
+        && let Ok(i) = raw.parse::<i64>()
+    {
+        return Ok(Literal::Int(i));
     }
     Decimal::from_str(raw)
         .map(Literal::Decimal)
