@@ -150,7 +150,7 @@ mod tests {
     fn wildcard_binds_are_reported_as_loopback() {
         let url = base_url_for("0.0.0.0:7070".parse().unwrap()).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:7070/");
-        let url = base_url_for("[::1]:80".parse().unwrap()).unwrap();
-        assert_eq!(url.as_str(), "http://[::1]:80/");
+        let url = base_url_for("[::1]:8080".parse().unwrap()).unwrap();
+        assert_eq!(url.as_str(), "http://[::1]:8080/");
     }
 }
