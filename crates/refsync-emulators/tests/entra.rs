@@ -773,30 +773,133 @@ async fn the_sign_in_page_approves_with_the_right_password_only() {
 
 #[tokio::test]
 async fn one_authority_serves_several_emulators() {
-    // The demo mounts the routes on one listener and validates on another.
+    // The demo: the token endpoint sits on the Partner Center listener next to the
+    // API and the fault control routes, and a second emulator validates against the
+    // same authority.
+    use axum::routing::get;
+    use refsync_emulators::faults::{FaultInjector, FaultRule, responders};
     let authority = EntraAuthority::demo().unwrap();
+    let guard = authority.clone();
+    let referrals = axum::Router::new().route(
+        "/v1.0/engagements/referrals",
+        get(move |headers: HeaderMap| {
+            let guard = guard.clone();
+            async move {
+                match guard.authorize(&headers, PC, AcceptedTokens::AppPlusUser) {
+                    Ok(claims) => {
+                        axum::response::IntoResponse::into_response(claims.upn.unwrap_or_default())
+                    }
+                    Err(e) => axum::response::IntoResponse::into_response(e),
+                }
+            }
+        }),
+    );
+    let faults = FaultInjector::new(responders::partner_center());
+    let app = faults.mount(referrals.merge(authority.router()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(authority.router(), listener).unwrap();
-    let shared = authority.clone();
-    let body: Value = reqwest::Client::new()
-        .post(server.url(&format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token")))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &DEMO_CLIENT_ID.to_string()),
-            ("client_secret", DEMO_CLIENT_SECRET),
-            ("scope", &format!("{CRM}/.default")),
-        ])
+    let server = serve(app, listener).unwrap();
+    let http = reqwest::Client::new();
+    let token_url = server.url(&format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token"));
+    let token = |scope: String| {
+        let http = http.clone();
+        let token_url = token_url.clone();
+        async move {
+            let body: Value = http
+                .post(&token_url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", &DEMO_CLIENT_ID.to_string()),
+                    ("username", DEMO_ADMIN_USER),
+                    ("password", DEMO_USER_PASSWORD),
+                    ("scope", &scope),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let pc_token = token(format!("{PC}/.default")).await;
+    let resp = http
+        .get(server.url("/v1.0/engagements/referrals"))
+        .bearer_auth(&pc_token)
         .send()
         .await
-        .unwrap()
-        .json()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), DEMO_ADMIN_USER);
+    let resp = http
+        .get(server.url("/v1.0/engagements/referrals"))
+        .send()
         .await
         .unwrap();
-    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+
+    // The second emulator (say Dataverse) validates with the same authority.
+    let crm_token = token(format!("{CRM}/.default")).await;
     assert!(
-        shared
-            .authorize(&bearer(token), CRM, AcceptedTokens::Any)
+        authority
+            .authorize(&bearer(&crm_token), CRM, AcceptedTokens::Any)
             .is_ok()
     );
+
+    // Faults reach the token endpoint too, but never the control API.
+    faults
+        .install(FaultRule::status_times(503, 1).on_path(&format!("/{DEMO_TENANT_ID}/oauth2")))
+        .unwrap();
+    let resp = http.post(&token_url).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let resp = http
+        .get(server.url("/_emulator/entra/counters"))
+        .send()
+        .await
+        .unwrap();
+    let counters: Value = resp.json().await.unwrap();
+    assert_eq!(counters["issued"]["password"], 2);
+    assert_eq!(counters["bearer_refusals"], 1);
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn v1_device_code_endpoint_uses_v1_field_names() {
+    let t = demo().await;
+    let id = DEMO_CLIENT_ID.to_string();
+    let (s, body) = t
+        .post_form(
+            &t.server.url("/common/oauth2/devicecode"),
+            &[("client_id", id.as_str()), ("resource", CRM)],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["expires_in"], "900");
+    assert_eq!(body["interval"], "5");
+    assert!(
+        body["verification_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/devicelogin")
+    );
+    t.authority
+        .approve_device_code(body["user_code"].as_str().unwrap(), DEMO_ADMIN_USER)
+        .unwrap();
+    // v1 clients poll with grant_type=device_code and code=….
+    let (s, token) = t
+        .post_form(
+            &t.server.url("/common/oauth2/token"),
+            &[
+                ("grant_type", "device_code"),
+                ("client_id", id.as_str()),
+                ("resource", CRM),
+                ("code", body["device_code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{token}");
+    assert_eq!(token["resource"], CRM);
+    assert_eq!(token["expires_in"], "3599");
+    assert!(token["refresh_token"].is_string());
 }
