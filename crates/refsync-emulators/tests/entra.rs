@@ -849,7 +849,7 @@ async fn one_authority_serves_several_emulators() {
 
     // Faults reach the token endpoint too, but never the control API.
     faults
-        .install(FaultRule::status_times(503, 1).on_path(&format!("/{DEMO_TENANT_ID}/oauth2")))
+        .install(FaultRule::status_times(503, 1).on_path(format!("/{DEMO_TENANT_ID}/oauth2")))
         .unwrap();
     let resp = http.post(&token_url).send().await.unwrap();
     assert_eq!(resp.status(), 503);
