@@ -41,7 +41,7 @@ use axum::Router;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -134,7 +134,8 @@ struct State {
     devices: HashMap<String, DeviceAuth>,
     /// Unexpired access tokens by `uti`, with their `exp`, so they can be expired early.
     live_access: HashMap<String, i64>,
-    expired_early: HashSet<String>,
+    /// Tokens expired through the control API, with their natural `exp` (pruned after it).
+    expired_early: HashMap<String, i64>,
     counters: EntraCounters,
 }
 
@@ -299,7 +300,7 @@ impl EntraAuthority {
             };
             return Err(self.bearer_error(kind, why, audience));
         }
-        if self.state().expired_early.contains(&claims.uti) {
+        if self.state().expired_early.contains_key(&claims.uti) {
             return Err(self.bearer_error(
                 BearerErrorKind::Expired,
                 "The token is expired.",
@@ -532,8 +533,15 @@ impl EntraAuthority {
     /// Expires every access token issued so far ("token expiry in the middle of a run");
     /// returns how many were still live.
     pub fn expire_access_tokens(&self) -> usize {
+        let now = self.now().timestamp();
         let mut state = self.state();
-        let live: Vec<String> = state.live_access.drain().map(|(uti, _)| uti).collect();
+        // Tokens past their own `exp` are refused anyway; forget them to bound memory.
+        state.expired_early.retain(|_, exp| *exp > now);
+        let live: Vec<(String, i64)> = state
+            .live_access
+            .drain()
+            .filter(|(_, exp)| *exp > now)
+            .collect();
         let n = live.len();
         state.expired_early.extend(live);
         n
