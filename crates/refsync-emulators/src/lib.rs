@@ -1,1 +1,4 @@
 //! refsync-emulators
+#![forbid(unsafe_code)]
+
+pub mod salesforce;
