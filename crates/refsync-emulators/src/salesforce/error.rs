@@ -44,6 +44,8 @@ pub mod code {
     pub const ENTITY_IS_DELETED: &str = "ENTITY_IS_DELETED";
     /// The SOQL does not parse.
     pub const MALFORMED_QUERY: &str = "MALFORMED_QUERY";
+    /// A filter value or operator does not suit the field.
+    pub const INVALID_QUERY_FILTER_OPERATOR: &str = "INVALID_QUERY_FILTER_OPERATOR";
     /// The object named does not exist.
     pub const INVALID_TYPE: &str = "INVALID_TYPE";
     /// The object does not allow this operation.

@@ -6,4 +6,5 @@ pub mod error;
 pub mod ids;
 pub mod org;
 pub mod schema;
+pub mod soql;
 pub mod value;
