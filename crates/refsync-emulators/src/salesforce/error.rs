@@ -60,7 +60,11 @@ pub mod code {
     pub const MISSING_ARGUMENT: &str = "MISSING_ARGUMENT";
     /// getUpdated/getDeleted window is invalid.
     pub const INVALID_REPLICATION_DATE: &str = "INVALID_REPLICATION_DATE";
-    /// More records or subrequests than allowed.
+    /// Several records match an external id in a collection upsert.
+    pub const DUPLICATE_EXTERNAL_ID: &str = "DUPLICATE_EXTERNAL_ID";
+    /// More subrequests than a composite request allows.
+    pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
+    /// More records than allowed.
     pub const EXCEEDED_ID_LIMIT: &str = "EXCEEDED_ID_LIMIT";
     /// The whole collection was rolled back because of another record.
     pub const ALL_OR_NONE_OPERATION_ROLLED_BACK: &str = "ALL_OR_NONE_OPERATION_ROLLED_BACK";
