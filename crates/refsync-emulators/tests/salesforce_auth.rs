@@ -78,7 +78,8 @@ async fn client_credentials_may_use_http_basic() {
 #[tokio::test]
 async fn token_errors_use_salesforce_codes() {
     let org = start().await;
-    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Form<'_>, &str, &str); 5] = [
         (
             &[
                 ("grant_type", "client_credentials"),
@@ -428,8 +429,10 @@ async fn calls_without_a_valid_session_get_invalid_session_id() {
 
 #[tokio::test]
 async fn sessions_expire_after_the_inactivity_timeout() {
-    let mut config = SalesforceConfig::default();
-    config.session_timeout_secs = 900;
+    let config = SalesforceConfig {
+        session_timeout_secs: 900,
+        ..SalesforceConfig::default()
+    };
     let org = start_with(config).await;
     assert_eq!(org.get("/limits").await.status, StatusCode::OK);
     org.advance(800);

@@ -152,6 +152,11 @@ impl Org {
         .await
     }
 
+    /// Gets a fresh session (after moving the clock past the session timeout).
+    pub async fn relogin(&mut self) {
+        self.token = self.client_credentials_token().await;
+    }
+
     pub fn advance(&self, secs: i64) {
         assert!(
             self.emulator
