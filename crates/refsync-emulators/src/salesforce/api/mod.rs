@@ -163,7 +163,6 @@ impl Ctx<'_> {
             .object_index(name)
             .ok_or_else(SfError::not_found)
     }
-
 }
 
 fn release_label(version: u16) -> String {

@@ -1,6 +1,9 @@
 //! SOQL: parsing ([`parse`]) and running queries against the org ([`eval`]).
 
+pub mod ast;
 pub mod eval;
+pub mod filter;
+pub mod lexer;
 pub mod parse;
 
 pub use eval::{QueryEnv, QueryResult, record_url, run};
