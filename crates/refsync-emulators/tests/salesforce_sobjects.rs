@@ -506,3 +506,97 @@ async fn wrong_methods_are_405() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.error_code(), "METHOD_NOT_ALLOWED");
 }
+
+#[tokio::test]
+async fn a_seller_converts_a_lead_and_it_becomes_read_only() {
+    let org = start().await;
+    let r = org
+        .patch(
+            "/sobjects/Lead/Referral_Identifier__c/RF-CONVERT",
+            json!({"FirstName": "Ada", "LastName": "Lovelace", "Company": "Contoso", "Status": "Working - Contacted", "PostalCode": "98052", "Email": "ada@contoso.com", "How_can_Microsoft_help__c": "Proof of concept or demo"}),
+        )
+        .await;
+    let lead = r.body["id"].as_str().unwrap().to_owned();
+    org.advance(60);
+    let r = org
+        .send(
+            Method::POST,
+            &format!("/_emulator/salesforce/leads/{lead}/convert"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let (account, contact, opp) = (
+        r.body["accountId"].as_str().unwrap().to_owned(),
+        r.body["contactId"].as_str().unwrap().to_owned(),
+        r.body["opportunityId"].as_str().unwrap().to_owned(),
+    );
+    let seller = json!(org.seller_user_id());
+
+    let l = org.get(&format!("/sobjects/Lead/{lead}")).await.body;
+    assert_eq!(l["IsConverted"], true);
+    assert_eq!(l["Status"], "Closed - Converted");
+    assert_eq!(l["ConvertedDate"], "2026-01-15");
+    assert_eq!(l["ConvertedOpportunityId"], json!(opp));
+    assert_eq!(l["LastModifiedById"], seller);
+    assert_eq!(l["SystemModstamp"], "2026-01-15T10:01:00.000+0000");
+
+    let o = org.get(&format!("/sobjects/Opportunity/{opp}")).await.body;
+    assert_eq!(o["Name"], "Contoso");
+    assert_eq!(o["StageName"], "Prospecting");
+    assert_eq!(o["CloseDate"], "2026-03-31");
+    assert_eq!(o["AccountId"], json!(account));
+    assert_eq!(o["ContactId"], json!(contact));
+    assert_eq!(
+        o["Referral_Identifier__c"], "RF-CONVERT",
+        "custom fields map by API name"
+    );
+    assert_eq!(o["How_can_Microsoft_help__c"], "Proof of concept or demo");
+    assert_eq!(o["CreatedById"], seller);
+    let a = org.get(&format!("/sobjects/Account/{account}")).await.body;
+    assert_eq!(
+        (a["Name"].clone(), a["BillingPostalCode"].clone()),
+        (json!("Contoso"), json!("98052"))
+    );
+    let c = org.get(&format!("/sobjects/Contact/{contact}")).await.body;
+    assert_eq!(
+        (c["Name"].clone(), c["Email"].clone()),
+        (json!("Ada Lovelace"), json!("ada@contoso.com"))
+    );
+
+    let r = org
+        .patch(&format!("/sobjects/Lead/{lead}"), json!({"Title": "x"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        json!([{"message": "cannot reference converted lead", "errorCode": "CANNOT_UPDATE_CONVERTED_LEAD"}])
+    );
+    let r = org
+        .send(
+            Method::POST,
+            &format!("/_emulator/salesforce/leads/{lead}/convert"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.error_code(), "CANNOT_UPDATE_CONVERTED_LEAD");
+
+    // Converting into an existing account, without an opportunity.
+    let other = org.create_lead("Babbage").await;
+    let r = org
+        .send(
+            Method::POST,
+            &format!("/_emulator/salesforce/leads/{other}/convert"),
+            Some(json!({"account_id": account, "do_not_create_opportunity": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["accountId"], json!(account));
+    assert_eq!(r.body["opportunityId"], json!(null));
+    let r = org
+        .get("/query?q=SELECT+Id+FROM+Lead+WHERE+IsConverted+=+true")
+        .await;
+    assert_eq!(r.body["totalSize"], 2);
+}

@@ -6,6 +6,8 @@
 //!   (`?as=<username or user id>`, default `default_human_user`), with the same
 //!   validation as the API, so the record's `LastModifiedById` is a human and the
 //!   sync engine sees a CRM-side edit;
+//! - `POST /leads/{id}/convert` converts a lead as a user (body: [`LeadConversion`], all optional),
+//!   answering `{accountId, contactId, opportunityId}`;
 //! - `GET /users` lists users with their ids;
 //! - `GET|DELETE /usage` shows or resets API usage; `PUT /limits` `{"daily_api_requests":N}` sets the allocation;
 //! - `GET /clock`, `POST /clock` `{"advance_secs":N}` or `{"now":"…"}` (manual clock only);
@@ -13,7 +15,7 @@
 
 use super::error::SfError;
 use super::ids::SfId;
-use super::org::WriteCtx;
+use super::org::{Converted, LeadConversion, WriteCtx};
 use super::value::{format_datetime, parse_datetime};
 use super::{SalesforceEmulator, Shared, api::sobjects::render_record};
 use axum::extract::{Path, Query, State};
@@ -35,6 +37,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/records/{object}/{id}",
             get(show).patch(update).delete(remove),
         )
+        .route("/leads/{id}/convert", axum::routing::post(convert))
         .route("/users", get(users))
         .route("/usage", get(usage).delete(reset_usage))
         .route("/limits", put(set_limits))
@@ -129,7 +132,29 @@ fn delete_as(shared: &Shared, who: Option<&str>, object: &str, id: &str) -> Resu
     shared.lock().org.delete(o, &id, &ctx)
 }
 
+fn convert_as(
+    shared: &Shared,
+    who: Option<&str>,
+    lead: &str,
+    how: &LeadConversion,
+) -> Result<Converted, SfError> {
+    let o = object_index(shared, "Lead")?;
+    let id = record_id(shared, o, lead)?;
+    let ctx = acting(shared, who)?;
+    shared.lock().org.convert_lead(&id, how, &ctx)
+}
+
 impl SalesforceEmulator {
+    /// Converts a lead as user `who`, as a seller would in the UI.
+    pub fn convert_lead_as(
+        &self,
+        who: Option<&str>,
+        lead: &str,
+        how: &LeadConversion,
+    ) -> Result<Converted, SfError> {
+        convert_as(&self.shared, who, lead, how)
+    }
+
     /// The records of `object` as the API renders them (live only unless `include_deleted`).
     pub fn records(&self, object: &str, include_deleted: bool) -> Result<Vec<JsonValue>, SfError> {
         records_of(&self.shared, object, include_deleted)
@@ -264,6 +289,31 @@ async fn remove(
 ) -> Response {
     let done = delete_as(&shared, q.get("as").map(String::as_str), &object, &id);
     result(done.map(|()| StatusCode::NO_CONTENT))
+}
+
+async fn convert(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let how: LeadConversion = if body.iter().all(u8::is_ascii_whitespace) {
+        LeadConversion::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(how) => how,
+            Err(e) => return SfError::json(e.to_string()).into_response(),
+        }
+    };
+    let done = convert_as(&shared, q.get("as").map(String::as_str), &id, &how);
+    result(done.map(|c| {
+        Json(json!({
+            "leadId": id,
+            "accountId": c.account.as_str(),
+            "contactId": c.contact.as_str(),
+            "opportunityId": c.opportunity.as_ref().map(SfId::as_str),
+        }))
+    }))
 }
 
 async fn users(State(shared): State<Arc<Shared>>) -> Response {

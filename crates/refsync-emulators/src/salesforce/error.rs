@@ -32,6 +32,10 @@ pub mod code {
     pub const JSON_PARSER_ERROR: &str = "JSON_PARSER_ERROR";
     /// An id is not an id (or of the wrong object).
     pub const MALFORMED_ID: &str = "MALFORMED_ID";
+    /// A converted lead was written to.
+    pub const CANNOT_UPDATE_CONVERTED_LEAD: &str = "CANNOT_UPDATE_CONVERTED_LEAD";
+    /// A lead conversion named a status that does not convert.
+    pub const INVALID_STATUS: &str = "INVALID_STATUS";
     /// A lookup holds an id of the wrong object.
     pub const FIELD_INTEGRITY_EXCEPTION: &str = "FIELD_INTEGRITY_EXCEPTION";
     /// A lookup points at a record that does not exist.

@@ -8,6 +8,9 @@
 //! behave the same everywhere. Nothing here is async or reads a clock: the
 //! caller passes the acting user and the time in a [`WriteCtx`].
 //!
+//! Lead conversion (control API only, as the REST API has none) lives in
+//! [`convert`](LeadConversion).
+//!
 //! `allOrNone` is implemented with savepoints over an undo journal
 //! ([`Org::savepoint`], [`Org::rollback_to`]), so a rolled-back request
 //! restores exactly the records it touched and nothing else.
@@ -22,11 +25,13 @@ use serde_json::{Map, Value as JsonValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod convert;
 mod rules;
 mod seed;
 #[cfg(test)]
 mod tests;
 
+pub use convert::{Converted, LeadConversion};
 pub use rules::same_key;
 use rules::{derive, set};
 
@@ -289,6 +294,13 @@ impl Org {
         let schema = Arc::clone(&self.schema);
         let def = Self::writable(&schema, object, "update")?;
         let mut values = self.live(object, id)?.values.clone();
+        if def.kind == ObjectKind::Lead
+            && def
+                .field_index("IsConverted")
+                .is_some_and(|i| values[i] == Value::Bool(true))
+        {
+            return Err(convert::converted_lead());
+        }
         let given = self.parse_body(def, body, false)?;
         self.check_references(def, &given)?;
         for (i, v) in &given {
