@@ -6,38 +6,53 @@
 //!
 //! - `POST /services/oauth2/token`: client-credentials, JWT-bearer (RS256,
 //!   verified against the connected app's certificate) and username-password
-//!   grants, with Salesforce's error bodies ([`auth`]).
+//!   grants, with Salesforce's error bodies (`auth`).
 //! - `GET /services/data/`: the versions list (not counted against limits).
 //! - `/services/data/vNN.0/…` for versions `min_api_version..=max_api_version`:
 //!   sObject CRUD, upsert by external id, getUpdated/getDeleted, describe, SOQL
 //!   query/queryAll with cursor paging, `/composite`, sObject Collections and
-//!   `/limits` ([`api`]). Every response carries `Sforce-Limit-Info`; past the
-//!   daily allocation every call answers 403 `REQUEST_LIMIT_EXCEEDED` ([`limits`]).
+//!   `/limits` (`api`). Every response carries `Sforce-Limit-Info`; past the
+//!   daily allocation every call answers 403 `REQUEST_LIMIT_EXCEEDED` (`limits`).
 //! - `/_emulator/salesforce/…`: inspect records without spending API calls, edit
-//!   records as a human user, reset usage, set the allocation, move a manual
-//!   clock, end sessions ([`control`]); `/_emulator/faults` injects 403
+//!   records as a human user, convert leads, reset usage, set the allocation,
+//!   move a manual clock, end sessions (`control`); `/_emulator/faults` injects 403
 //!   `REQUEST_LIMIT_EXCEEDED`, 503 and delays in Salesforce's error shape.
 //!
-//! The org's data ([`org`]), metadata ([`schema`]) and query engine ([`soql`])
+//! The org's data (`org`), metadata (`schema`) and query engine (`soql`)
 //! are plain synchronous code behind one mutex; handlers take the lock, do
 //! their work and release it without awaiting, so a composite request with
 //! `allOrNone` is atomic with respect to every other caller.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use refsync_emulators::salesforce::{Clock, SalesforceConfig, SalesforceEmulator};
+//!
+//! // The demo org: consumer key/secret `refsync-demo-consumer-key` /
+//! // `refsync-demo-consumer-secret`, client credentials as the integration user.
+//! let emulator = SalesforceEmulator::new(SalesforceConfig::default(), Clock::System)?;
+//! let handle = emulator.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;
+//! println!("token endpoint: {}", handle.url("/services/oauth2/token"));
+//! # Ok(()) }
+//! ```
 
-pub mod api;
-pub mod auth;
+mod api;
+mod auth;
 pub mod clock;
 pub mod config;
-pub mod control;
+mod control;
 pub mod error;
-pub mod ids;
-pub mod limits;
-pub mod org;
-pub mod schema;
-pub mod soql;
-pub mod value;
+mod ids;
+mod limits;
+mod org;
+mod schema;
+mod soql;
+mod value;
 
 pub use clock::Clock;
 pub use config::SalesforceConfig;
+pub use error::SfError;
+pub use org::{Converted, LeadConversion};
+pub use schema::SchemaError;
 
 use crate::faults::{FaultInjector, responders};
 use crate::server::{EmulatorHandle, ServeError, serve};

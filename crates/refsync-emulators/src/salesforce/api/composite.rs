@@ -20,10 +20,7 @@ use serde_json::{Map, Value as JsonValue, json};
 struct CompositeBody {
     #[serde(default)]
     all_or_none: bool,
-    /// Accepted for compatibility; subrequests always run in order here.
-    #[serde(default)]
-    #[allow(dead_code)]
-    collate_subrequests: bool,
+    // `collateSubrequests` is accepted and ignored: subrequests always run in order here.
     composite_request: Vec<SubRequest>,
 }
 

@@ -63,16 +63,6 @@ impl Cursors {
         let by_id = &self.by_id;
         self.order.retain(|id| by_id.contains_key(id));
     }
-
-    /// How many locators are open.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether no locator is open.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
 }
 
 fn idle(ctx: &Ctx<'_>) -> TimeDelta {

@@ -374,11 +374,6 @@ impl Schema {
         self.by_name.get(&name.to_ascii_lowercase()).copied()
     }
 
-    /// An object by (case-insensitive) name.
-    pub fn object(&self, name: &str) -> Option<&ObjectDef> {
-        self.object_index(name).map(|i| &self.objects[i])
-    }
-
     /// The object whose ids carry `prefix`.
     pub fn object_by_prefix(&self, prefix: &str) -> Option<usize> {
         self.objects.iter().position(|o| o.key_prefix == prefix)
@@ -494,12 +489,12 @@ mod tests {
     fn default_org_has_the_connector_fields_and_stages() {
         let config = SalesforceConfig::default();
         let schema = Schema::build(&config).unwrap();
-        let lead = schema.object("lead").unwrap();
+        let lead = &schema.objects[schema.object_index("lead").unwrap()];
         assert_eq!(lead.name, "Lead");
         let referral = lead.field("referral_identifier__c").unwrap();
         assert!(referral.external_id && referral.unique);
         assert_eq!(referral.ty, FieldType::Text(100));
-        let opp = schema.object("Opportunity").unwrap();
+        let opp = &schema.objects[schema.object_index("Opportunity").unwrap()];
         assert!(opp.field("Audit__c").is_some());
         assert_eq!(
             opp.relationship_field("account"),
@@ -537,11 +532,8 @@ mod tests {
             ..SalesforceConfig::default()
         };
         let schema = Schema::build(&config).unwrap();
-        let f = schema
-            .object("Opportunity")
-            .unwrap()
-            .field("CurrencyIsoCode")
-            .unwrap();
+        let opp = &schema.objects[schema.object_index("Opportunity").unwrap()];
+        let f = opp.field("CurrencyIsoCode").unwrap();
         assert_eq!(f.default, Some(Value::Text("USD".to_owned())));
     }
 }

@@ -6,5 +6,5 @@ pub mod filter;
 pub mod lexer;
 pub mod parse;
 
-pub use eval::{QueryEnv, QueryResult, record_url, run};
-pub use parse::{Query, parse};
+pub use eval::{QueryEnv, record_url, run};
+pub use parse::parse;
