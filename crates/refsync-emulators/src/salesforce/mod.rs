@@ -134,6 +134,25 @@ impl std::fmt::Debug for SalesforceEmulator {
     }
 }
 
+/// Salesforce's error body for injected faults, plus the `Sforce-Limit-Info`
+/// header real responses carry (the injected call itself is not counted).
+fn fault_responder(shared: Arc<Shared>) -> crate::faults::FaultResponder {
+    let base = responders::salesforce();
+    Arc::new(move |fault| {
+        let mut response = base(fault);
+        let now = shared.clock.now();
+        let header = {
+            let mut state = shared.lock();
+            let used = state.usage.used(now);
+            state.usage.header(used)
+        };
+        if let Ok(value) = axum::http::HeaderValue::from_str(&header) {
+            response.headers_mut().insert("sforce-limit-info", value);
+        }
+        response
+    })
+}
+
 impl SalesforceEmulator {
     /// Builds the org described by `config`, reading time from `clock`.
     pub fn new(config: SalesforceConfig, clock: Clock) -> Result<Self, SetupError> {
@@ -188,18 +207,16 @@ impl SalesforceEmulator {
             usage,
             cursors: api::query::Cursors::default(),
         };
-        let faults = FaultInjector::new(responders::salesforce());
-        Ok(Self {
-            shared: Arc::new(Shared {
-                config,
-                schema,
-                clock,
-                org_id,
-                jwt_keys,
-                state: Mutex::new(state),
-            }),
-            faults,
-        })
+        let shared = Arc::new(Shared {
+            config,
+            schema,
+            clock,
+            org_id,
+            jwt_keys,
+            state: Mutex::new(state),
+        });
+        let faults = FaultInjector::new(fault_responder(Arc::clone(&shared)));
+        Ok(Self { shared, faults })
     }
 
     /// The demo org on the system clock.
