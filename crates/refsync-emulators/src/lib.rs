@@ -34,4 +34,5 @@ pub mod cosell_data;
 pub mod entra;
 pub mod faults;
 pub mod odata;
+pub mod salesforce;
 pub mod server;
