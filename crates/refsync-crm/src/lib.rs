@@ -1,1 +1,11 @@
-//! refsync-crm
+//! CRM adapters behind one trait. The sync engine speaks only [`CrmConnector`];
+//! `dataverse` (Dynamics 365) and `salesforce` implement it, each translating the
+//! engine's plain field maps into its API's conventions (lookups, state changes,
+//! stages, upsert by alternate key or external ID).
+//!
+//! - [`connector`]: the trait, the write shape and the error every adapter returns.
+#![forbid(unsafe_code)]
+
+pub mod connector;
+
+pub use connector::{ApiUsage, CrmConnector, CrmError, CrmKind, RecordWrite, UpsertOutcome};
