@@ -107,10 +107,11 @@ fn url_password(raw: &str) -> Vec<String> {
         return Vec::new();
     };
     let mut out: Vec<String> = u.password().map(str::to_owned).into_iter().collect();
-    if let Some(p) = u.password() {
-        if let Ok(decoded) = percent_encoding::percent_decode_str(p).decode_utf8() {
-            out.push(decoded.into_owned());
-        }
+    if let Some(Ok(decoded)) = u
+        .password()
+        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8())
+    {
+        out.push(decoded.into_owned());
     }
     out.extend(
         u.query_pairs()

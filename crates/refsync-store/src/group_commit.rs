@@ -19,6 +19,9 @@ pub(crate) trait EventBatchWriter: Send + Sync + 'static {
     async fn write_batch(&self, events: &[NewEvent]) -> Result<Vec<RecordOutcome>>;
 }
 
+// Most messages are events, so the size difference to `Stop` costs nothing; boxing
+// would add an allocation per event on the hot path.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Event(NewEvent, oneshot::Sender<Result<RecordOutcome>>),
     Stop(oneshot::Sender<()>),

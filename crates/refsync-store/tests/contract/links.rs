@@ -280,7 +280,9 @@ async fn audit_is_listed_newest_first_by_referral_and_by_key(b: &Backend) {
         kind: AuditKind::Other("future_kind".into()),
         ..audit("r-1", AuditKind::Retry, 3, "crm-originated")
     };
-    s.append_audit(&[crm_only.clone()]).await.unwrap();
+    s.append_audit(std::slice::from_ref(&crm_only))
+        .await
+        .unwrap();
 
     let r1 = s.audit_for_referral(&referral("r-1"), 10).await.unwrap();
     assert_eq!(r1.len(), 2);
