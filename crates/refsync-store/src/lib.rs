@@ -20,6 +20,7 @@ mod codec;
 pub mod error;
 pub mod event;
 mod group_commit;
+mod intake_plan;
 pub mod link;
 pub mod postgres;
 pub mod queue;
@@ -68,6 +69,9 @@ pub struct StoreOptions {
     /// PostgreSQL: `statement_timeout` for every statement, so a stuck query cannot
     /// hold a worker (and its lease) forever.
     pub statement_timeout: Duration,
+    /// SQLite: how often a background connection checkpoints the WAL, keeping
+    /// checkpoints out of the commits that answer webhooks.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for StoreOptions {
@@ -79,6 +83,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_millis(500),
         }
     }
 }

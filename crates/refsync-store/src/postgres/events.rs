@@ -1,7 +1,7 @@
 //! Received events on PostgreSQL: the group-commit batch writer and the operator queries.
 
 use super::PgStore;
-use super::queue::upsert_queue_row;
+use super::queue::upsert_touches;
 use crate::codec::{count, limit, parse_referral};
 use crate::error::Result;
 use crate::event::{
@@ -9,13 +9,13 @@ use crate::event::{
     StoredEvent,
 };
 use crate::group_commit::EventBatchWriter;
-use crate::queue::{Enqueue, Trigger};
+use crate::intake_plan::{EVENT_ROWS_PER_STATEMENT, first_occurrences, key_touches, outcomes};
 use crate::store::EventLog;
 use async_trait::async_trait;
 use refsync_core::EventName;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
-use std::collections::BTreeMap;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use std::collections::{BTreeMap, HashMap};
 
 /// Writes batches of events through one pooled connection per batch.
 pub(super) struct PgEventWriter {
@@ -25,41 +25,40 @@ pub(super) struct PgEventWriter {
 #[async_trait]
 impl EventBatchWriter for PgEventWriter {
     async fn write_batch(&self, events: &[NewEvent]) -> Result<Vec<RecordOutcome>> {
+        let first = first_occurrences(events);
+        let unique: Vec<&NewEvent> = events
+            .iter()
+            .zip(&first)
+            .filter_map(|(e, first)| first.then_some(e))
+            .collect();
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for e in events {
-            // A duplicate hits the UNIQUE dedupe key and returns no row.
-            let id: Option<i64> = sqlx::query_scalar(
+        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(EVENT_ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Postgres>::new(
                 "INSERT INTO received_events (dedupe_key, event_name, referral_id, \
                  resource_change_utc, received_at, body, signature, certificate_url, \
-                 signature_algorithm, outcome) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            )
-            .bind(e.dedupe_key.as_str())
-            .bind(e.event_name.as_str())
-            .bind(e.referral_id.as_ref().map(|r| r.as_str()))
-            .bind(e.resource_change_utc)
-            .bind(e.received_at)
-            .bind(e.body.as_slice())
-            .bind(e.signature.signature.as_deref())
-            .bind(e.signature.certificate_url.as_deref())
-            .bind(e.signature.algorithm.as_deref())
-            .bind(e.outcome.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else {
-                outcomes.push(RecordOutcome::Duplicate);
-                continue;
-            };
-            for key in &e.enqueue {
-                let item = Enqueue::now(key.clone(), Trigger::Webhook, e.received_at);
-                upsert_queue_row(&mut tx, &item, e.received_at).await?;
-            }
-            outcomes.push(RecordOutcome::Recorded { id: EventId(id) });
+                 signature_algorithm, outcome) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.dedupe_key.as_str().to_owned())
+                    .push_bind(e.event_name.as_str().to_owned())
+                    .push_bind(e.referral_id.as_ref().map(|r| r.as_str().to_owned()))
+                    .push_bind(e.resource_change_utc)
+                    .push_bind(e.received_at)
+                    .push_bind(e.body.clone())
+                    .push_bind(e.signature.signature.clone())
+                    .push_bind(e.signature.certificate_url.clone())
+                    .push_bind(e.signature.algorithm.clone())
+                    .push_bind(e.outcome.as_str().to_owned());
+            });
+            // Rows whose dedupe key is already stored are skipped and not returned.
+            q.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id");
+            let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            inserted.extend(rows);
         }
+        upsert_touches(&mut tx, &key_touches(events, &first, &inserted)).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(outcomes(events, &first, &inserted))
     }
 }
 

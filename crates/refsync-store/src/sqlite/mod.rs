@@ -6,6 +6,7 @@
 //! commit durable before it returns; group commit (see [`crate::group_commit`])
 //! keeps that affordable for webhook bursts.
 
+mod checkpoint;
 mod events;
 mod links;
 mod queue;
@@ -20,6 +21,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -28,6 +30,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     events: GroupCommit,
+    /// Dropping (or sending on) this stops the WAL checkpointer.
+    stop_checkpointer: watch::Sender<()>,
 }
 
 impl SqliteStore {
@@ -49,10 +53,17 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
+            .connect_with(connect.clone().pragma(
+                "wal_autocheckpoint",
+                checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+            ))
             .await
             .map_err(|e| connect_error(url, e))?;
         MIGRATOR.run(&writer).await?;
+        let (stop_checkpointer, stop) = watch::channel(());
+        if !in_memory {
+            checkpoint::start(connect.clone(), options.checkpoint_interval, stop);
+        }
         // Each in-memory connection would be a separate database, so reads share the writer.
         let reader = if in_memory {
             writer.clone()
@@ -74,6 +85,7 @@ impl SqliteStore {
             writer,
             reader,
             events,
+            stop_checkpointer,
         })
     }
 }
@@ -90,6 +102,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.events.shutdown().await;
+        let _ = self.stop_checkpointer.send(());
         self.reader.close().await;
         self.writer.close().await;
     }

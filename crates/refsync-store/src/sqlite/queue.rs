@@ -4,6 +4,7 @@
 use super::SqliteStore;
 use crate::codec::{from_micros, limit, opt_from_micros, parse_key, to_micros};
 use crate::error::{Result, StoreError};
+use crate::intake_plan::{KEY_ROWS_PER_STATEMENT, KeyTouch};
 use crate::queue::{
     Claim, CompleteOutcome, Enqueue, LeaseOwner, QueueEntry, QueueState, Trigger, split_triggers,
 };
@@ -12,18 +13,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use refsync_core::SyncKey;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-/// The coalescing upsert: one row per key; the earliest due wins; every trigger bumps
-/// the generation; a dead row comes back to pending as if new.
-const UPSERT: &str = "\
-INSERT INTO sync_queue (sync_key, state, due_at, generation, attempts, first_enqueued_at, \
-    last_enqueued_at, last_trigger, triggers) \
-VALUES ($1, 'pending', $2, 1, 0, $3, $3, $4, $4) \
-ON CONFLICT (sync_key) DO UPDATE SET \
+/// The columns of a queue row insert (see [`UPSERT`]).
+macro_rules! upsert_head {
+    () => {
+        "INSERT INTO sync_queue (sync_key, state, due_at, generation, attempts, \
+         first_enqueued_at, last_enqueued_at, last_trigger, triggers) "
+    };
+}
+
+/// What happens when the key already has a row: one row per key; the earliest due
+/// wins; the generation goes up by the new row's count; a dead row comes back to
+/// pending as if new; a new trigger joins the set.
+macro_rules! upsert_conflict {
+    () => {
+        " ON CONFLICT (sync_key) DO UPDATE SET \
     due_at = CASE WHEN sync_queue.state = 'dead' THEN excluded.due_at \
                   ELSE min(sync_queue.due_at, excluded.due_at) END, \
-    generation = sync_queue.generation + 1, \
+    generation = sync_queue.generation + excluded.generation, \
     attempts = CASE WHEN sync_queue.state = 'dead' THEN 0 ELSE sync_queue.attempts END, \
     first_enqueued_at = CASE WHEN sync_queue.state = 'dead' THEN excluded.first_enqueued_at \
                              ELSE sync_queue.first_enqueued_at END, \
@@ -36,10 +44,19 @@ ON CONFLICT (sync_key) DO UPDATE SET \
     last_enqueued_at = excluded.last_enqueued_at, \
     last_trigger = excluded.last_trigger, \
     dead_reason = NULL, \
-    dead_at = NULL";
+    dead_at = NULL"
+    };
+}
 
-/// Runs the coalescing upsert inside a caller's transaction (intake uses it too).
-pub(super) async fn upsert_queue_row(
+/// The coalescing upsert of one key.
+const UPSERT: &str = concat!(
+    upsert_head!(),
+    "VALUES ($1, 'pending', $2, 1, 0, $3, $3, $4, $4)",
+    upsert_conflict!()
+);
+
+/// Runs the coalescing upsert of one key inside a transaction.
+async fn upsert_queue_row(
     tx: &mut Transaction<'static, Sqlite>,
     item: &Enqueue,
     now: DateTime<Utc>,
@@ -51,6 +68,31 @@ pub(super) async fn upsert_queue_row(
         .bind(item.trigger.as_str())
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Upserts the queue rows a batch of webhook events touches (one per key, already
+/// coalesced), in multi-row statements inside the batch's transaction.
+pub(super) async fn upsert_touches(
+    tx: &mut Transaction<'static, Sqlite>,
+    touches: &[KeyTouch],
+) -> Result<()> {
+    for chunk in touches.chunks(KEY_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(upsert_head!());
+        q.push_values(chunk, |mut row, t| {
+            row.push_bind(t.key.clone())
+                .push_bind("pending")
+                .push_bind(to_micros(t.due))
+                .push_bind(t.bumps)
+                .push_bind(0_i32)
+                .push_bind(to_micros(t.due))
+                .push_bind(to_micros(t.last))
+                .push_bind(Trigger::Webhook.as_str())
+                .push_bind(Trigger::Webhook.as_str());
+        });
+        q.push(upsert_conflict!());
+        q.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
