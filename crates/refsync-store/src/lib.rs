@@ -38,7 +38,9 @@ pub use event::{
     StoredEvent,
 };
 pub use link::{BaseSnapshot, LinkId, SyncLink};
-pub use queue::{Claim, CompleteOutcome, Enqueue, LeaseOwner, QueueEntry, QueueState, Trigger};
+pub use queue::{
+    Claim, CompleteOutcome, DeadLetterOutcome, Enqueue, LeaseOwner, QueueEntry, QueueState, Trigger,
+};
 pub use state::{
     StoredSecret, WATERMARK_POLLER_CRM, WATERMARK_RECONCILER_PARTNER_CENTER, Watermark,
 };

@@ -117,6 +117,15 @@ pub enum CompleteOutcome {
     Retriggered,
 }
 
+/// What `dead_letter` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterOutcome {
+    /// The key is a dead letter now.
+    DeadLettered,
+    /// The key was triggered again during the sync, so it stays pending, due now.
+    Retriggered,
+}
+
 /// A queue row as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {

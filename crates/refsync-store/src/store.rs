@@ -13,7 +13,7 @@ use crate::audit::{AuditEntry, NewAuditEntry};
 use crate::error::Result;
 use crate::event::{EventFilter, EventOutcome, NewEvent, RecordOutcome, StoredEvent};
 use crate::link::{LinkId, SyncLink};
-use crate::queue::{Claim, CompleteOutcome, Enqueue, LeaseOwner, QueueEntry};
+use crate::queue::{Claim, CompleteOutcome, DeadLetterOutcome, Enqueue, LeaseOwner, QueueEntry};
 use crate::state::{StoredSecret, Watermark};
 use crate::status::StatusSummary;
 use async_trait::async_trait;
@@ -77,7 +77,14 @@ pub trait WorkQueue: Send + Sync + 'static {
     async fn retry_later(&self, claim: &Claim, due: DateTime<Utc>, error: &str) -> Result<()>;
 
     /// Gives up on a key: it stays as a dead letter with the reason, until revived.
-    async fn dead_letter(&self, claim: &Claim, reason: &str, now: DateTime<Utc>) -> Result<()>;
+    /// If the key was triggered again during the sync, it stays pending instead (due
+    /// now, attempts reset), exactly as that trigger would have revived the dead letter.
+    async fn dead_letter(
+        &self,
+        claim: &Claim,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeadLetterOutcome>;
 
     /// Hands a key back unworked (shutdown): lease cleared, due now, attempts unchanged.
     async fn release(&self, claim: &Claim, now: DateTime<Utc>) -> Result<()>;

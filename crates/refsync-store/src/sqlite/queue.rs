@@ -6,7 +6,8 @@ use crate::codec::{from_micros, limit, opt_from_micros, parse_key, to_micros};
 use crate::error::{Result, StoreError};
 use crate::intake_plan::{KEY_ROWS_PER_STATEMENT, KeyTouch};
 use crate::queue::{
-    Claim, CompleteOutcome, Enqueue, LeaseOwner, QueueEntry, QueueState, Trigger, split_triggers,
+    Claim, CompleteOutcome, DeadLetterOutcome, Enqueue, LeaseOwner, QueueEntry, QueueState,
+    Trigger, split_triggers,
 };
 use crate::store::WorkQueue;
 use async_trait::async_trait;
@@ -243,20 +244,38 @@ impl WorkQueue for SqliteStore {
         require_lease(n, claim)
     }
 
-    async fn dead_letter(&self, claim: &Claim, reason: &str, now: DateTime<Utc>) -> Result<()> {
-        let n = sqlx::query(
+    async fn dead_letter(
+        &self,
+        claim: &Claim,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeadLetterOutcome> {
+        // A trigger that arrived during the failing sync brings new information: as it
+        // would revive a dead letter, it keeps the key alive (pending, due now, fresh).
+        let state: Option<String> = sqlx::query_scalar(
             "UPDATE sync_queue SET leased_by = NULL, lease_token = NULL, lease_until = NULL, \
-                 state = 'dead', dead_reason = $3, dead_at = $4 \
-             WHERE sync_key = $1 AND lease_token = $2",
+                 state = CASE WHEN generation = $3 THEN 'dead' ELSE 'pending' END, \
+                 dead_reason = CASE WHEN generation = $3 THEN $4 END, \
+                 dead_at = CASE WHEN generation = $3 THEN $5 END, \
+                 due_at = CASE WHEN generation = $3 THEN due_at ELSE $5 END, \
+                 attempts = CASE WHEN generation = $3 THEN attempts ELSE 0 END, \
+                 last_error = $4 \
+             WHERE sync_key = $1 AND lease_token = $2 RETURNING state",
         )
         .bind(claim.key.to_string())
         .bind(&claim.lease_token)
+        .bind(claim.generation)
         .bind(reason)
         .bind(to_micros(now))
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        require_lease(n, claim)
+        .fetch_optional(&self.writer)
+        .await?;
+        match state.as_deref() {
+            Some("dead") => Ok(DeadLetterOutcome::DeadLettered),
+            Some(_) => Ok(DeadLetterOutcome::Retriggered),
+            None => Err(StoreError::LeaseLost {
+                key: claim.key.clone(),
+            }),
+        }
     }
 
     async fn release(&self, claim: &Claim, now: DateTime<Utc>) -> Result<()> {

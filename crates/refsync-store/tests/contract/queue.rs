@@ -2,7 +2,9 @@
 
 use crate::support::*;
 use chrono::Duration;
-use refsync_store::{CompleteOutcome, Enqueue, LeaseOwner, QueueState, StoreError, Trigger};
+use refsync_store::{
+    CompleteOutcome, DeadLetterOutcome, Enqueue, LeaseOwner, QueueState, StoreError, Trigger,
+};
 use std::collections::HashSet;
 
 contract_tests!(
@@ -11,6 +13,7 @@ contract_tests!(
     complete_removes_the_row_unless_retriggered_during_the_sync,
     an_expired_lease_makes_the_key_claimable_and_the_old_claim_stale,
     retries_dead_letters_and_revival,
+    a_trigger_during_a_failing_sync_keeps_the_key_alive,
     release_and_extend_lease,
     enqueue_many_writes_thousands_at_once,
     concurrent_claimers_never_get_the_same_key,
@@ -475,4 +478,32 @@ async fn concurrent_claimers_never_get_the_same_key(b: &Backend) {
     }
     assert_eq!(seen.len(), KEYS);
     second.close().await;
+}
+
+async fn a_trigger_during_a_failing_sync_keeps_the_key_alive(b: &Backend) {
+    let s = &b.store;
+    let k = rkey("r-1");
+    s.enqueue(Enqueue::now(k.clone(), Trigger::Webhook, at(0)), at(0))
+        .await
+        .unwrap();
+    let c = s
+        .claim_due_keys(&owner("w"), at(0), Duration::seconds(LEASE), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    // While the last attempt fails, a new event arrives for the key.
+    s.enqueue(Enqueue::now(k.clone(), Trigger::Webhook, at(5)), at(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.dead_letter(&c, "gave up", at(10)).await.unwrap(),
+        DeadLetterOutcome::Retriggered
+    );
+    let e = s.queue_entry(&k).await.unwrap().unwrap();
+    assert_eq!(
+        (e.state, e.attempts, e.due_at),
+        (QueueState::Pending, 0, at(10))
+    );
+    assert_eq!(e.last_error.as_deref(), Some("gave up"));
+    assert!(s.list_dead_letters(10).await.unwrap().is_empty());
 }

@@ -88,7 +88,9 @@ async fn the_status_summary_counts_every_state(b: &Backend) {
     for c in claims {
         match c.key.to_string().as_str() {
             "referral:retrying" => s.retry_later(&c, at(500), "boom").await.unwrap(),
-            "referral:dead" => s.dead_letter(&c, "poison", at(-5)).await.unwrap(),
+            "referral:dead" => {
+                s.dead_letter(&c, "poison", at(-5)).await.unwrap();
+            }
             "referral:r-ev" => s.release(&c, at(-5)).await.unwrap(),
             _ => {}
         }
