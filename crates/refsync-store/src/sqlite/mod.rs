@@ -3,7 +3,8 @@
 //! One writer connection (a pool of one) takes every write, so writers queue in the
 //! pool instead of fighting over `SQLITE_BUSY`; a separate read-only pool serves
 //! lookups concurrently, which WAL mode allows. `synchronous=FULL` makes every
-//! commit durable before it returns; group commit (see [`crate::group_commit`])
+//! commit durable before it returns; group commit (the `group_commit` module) and
+//! WAL checkpoints on a separate connection (`checkpoint`)
 //! keeps that affordable for webhook bursts.
 
 mod checkpoint;
