@@ -5,7 +5,7 @@
 //! lookups concurrently, which WAL mode allows. `synchronous=FULL` makes every
 //! commit durable before it returns; group commit (the `group_commit` module) and
 //! WAL checkpoints on a separate connection (`checkpoint`)
-//! keeps that affordable for webhook bursts.
+//! keep that affordable for webhook bursts.
 
 mod checkpoint;
 mod events;
