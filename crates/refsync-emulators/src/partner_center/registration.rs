@@ -52,6 +52,9 @@ pub const SUPPORTED_EVENTS: [&str; 25] = [
     "new-commerce-migration-schedule-failed",
 ];
 
+/// The registration API's documented base, used in `test-created` events' `ResourceUri`.
+const REGISTRATION_API_BASE: &str = "https://api.partnercenter.microsoft.com";
+
 /// Validation events and their results are purged after 7 days (§2.1).
 const VALIDATION_RETENTION_DAYS: i64 = 7;
 
@@ -291,8 +294,7 @@ impl PartnerCenterEmulator {
             .retain(|_, v| now - v.created_at < retention);
         let correlation_id = Uuid::new_v4();
         let resource_uri = format!(
-            "{}/webhooks/v1/registration/validationEvents/{correlation_id}",
-            super::config::REGISTRATION_AUDIENCE
+            "{REGISTRATION_API_BASE}/webhooks/v1/registration/validationEvents/{correlation_id}"
         );
         let delivery_id =
             self.send_event(&registration, "test-created", &resource_uri, "test", now);
