@@ -1,6 +1,7 @@
 //! The command tree. Each subcommand's handler lives with the feature it drives;
 //! this module only describes the commands and hands parsed arguments over.
 
+use crate::emulate::EmulateCommand;
 use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Write or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a bundled emulator (Partner Center, Salesforce) on its own.
+    #[command(subcommand)]
+    Emulate(EmulateCommand),
 }
 
 /// `refsync config …`.

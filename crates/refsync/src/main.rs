@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
+use refsync::emulate::run_emulator;
 use refsync::telemetry::init_logging;
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +27,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", args.path.display()))?;
             println!("wrote {}", args.path.display());
         }
+        Command::Emulate(command) => run_emulator(command).await?,
         Command::Config(ConfigCommand::Check) => {
             let config = Config::load(cli.config.as_deref())?;
             print!(
