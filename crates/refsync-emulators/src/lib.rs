@@ -19,7 +19,7 @@
 //!
 //! The emulators built on these (one module each, added alongside):
 //!
-//! - `partner_center`: Referrals API, webhook registration, signed webhook delivery.
+//! - [`partner_center`]: Referrals API, webhook registration, signed webhook delivery.
 //! - `dataverse`: the Dynamics 365 Web API (leads, opportunities, accounts, …).
 //! - `salesforce`: the Salesforce REST API.
 //!
@@ -34,4 +34,5 @@ pub mod cosell_data;
 pub mod entra;
 pub mod faults;
 pub mod odata;
+pub mod partner_center;
 pub mod server;
