@@ -38,11 +38,13 @@ pub struct MicrosoftUpdate {
     pub name: Option<String>,
     /// `details.notes`.
     pub notes: Option<String>,
-    /// `details.dealValue`.
+    /// `details.dealValue` (a number or a numeric string).
+    #[serde(default, with = "refsync_core::wire::opt_decimal")]
     pub deal_value: Option<Decimal>,
     /// `details.currency`.
     pub currency: Option<String>,
     /// `details.closingDateTime`.
+    #[serde(default, with = "refsync_core::wire::opt_datetime")]
     pub closing_date_time: Option<DateTime<Utc>>,
     /// `statusReason`.
     pub status_reason: Option<String>,

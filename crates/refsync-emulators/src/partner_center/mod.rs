@@ -2,14 +2,19 @@
 //! registration API, and signed webhook delivery (partner-center.md §1, §2), with
 //! Entra ID token endpoints on the same listener and fault injection.
 //!
-//! | path | what | module |
+//! | path | what | modules |
 //! |---|---|---|
-//! | `/v1.0/engagements/referrals[/{id}]` | list (OData, paging), get, create, PATCH, obsolete PUT | [`referrals_api`](self) |
+//! | `/v1.0/engagements/referrals[/{id}]` | list (OData, paging), get, create, PATCH, obsolete PUT | `referrals_api`, `operations`, `query`, `patch`, `lifecycle`, `access` |
 //! | `/webhooks/v1/registration[/events, /validationEvents[/{id}]]` | registration, event names, test events | `registration` |
 //! | `/cert/{dns name}.cer`, `/cert/intermediate.cer` | the signing certificate and its issuer | `signing` |
-//! | `/{tenant}/oauth2/…`, `/devicelogin` | Entra ID ([`crate::entra`]) | |
-//! | `/_emulator/partner-center/…` | control API: act as Microsoft, delivery log, offline queue, delivery faults | `control`, `microsoft` |
-//! | `/_emulator/faults` | HTTP fault injection ([`crate::faults`]) in Partner Center's error shape | |
+//! | `/{tenant}/oauth2/…`, `/devicelogin` | Entra ID | [`crate::entra`] |
+//! | `/_emulator/partner-center/…` | control API: act as Microsoft, delivery log, offline queue, delivery faults | `control`, `microsoft`, [`delivery`] |
+//! | `/_emulator/faults` | HTTP fault injection in Partner Center's error shape | [`crate::faults`] |
+//!
+//! Where the reference notes leave behaviour unconfirmed, [`PartnerCenterConfig`]
+//! has a setting, and the module that decides says what it chose: e.g. POST of a
+//! second registration is 409, a PUT without `If-Match` is 400, a `replace` of an
+//! absent property adds it, string comparisons in `$filter` are case-sensitive.
 //!
 //! Every referral change made through the API or the control API raises the
 //! documented events, delivered by [`delivery`] to the registered URL with

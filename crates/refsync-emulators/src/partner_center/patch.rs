@@ -179,7 +179,10 @@ fn apply_one(document: &mut Value, operation: &Operation) -> Result<(), String> 
             }
             Op::Replace => {
                 let i = array_index(last, items.len())?;
-                items[i] = value;
+                let slot = items
+                    .get_mut(i)
+                    .ok_or_else(|| format!("index {i} is out of range"))?;
+                *slot = value;
                 Ok(())
             }
         },

@@ -52,6 +52,9 @@ pub const SUPPORTED_EVENTS: [&str; 25] = [
     "new-commerce-migration-schedule-failed",
 ];
 
+/// The registration API's documented base, used in `test-created` events' `ResourceUri`.
+const REGISTRATION_API_BASE: &str = "https://api.partnercenter.microsoft.com";
+
 /// Validation events and their results are purged after 7 days (§2.1).
 const VALIDATION_RETENTION_DAYS: i64 = 7;
 
@@ -291,8 +294,7 @@ impl PartnerCenterEmulator {
             .retain(|_, v| now - v.created_at < retention);
         let correlation_id = Uuid::new_v4();
         let resource_uri = format!(
-            "{}/webhooks/v1/registration/validationEvents/{correlation_id}",
-            super::config::REGISTRATION_AUDIENCE
+            "{REGISTRATION_API_BASE}/webhooks/v1/registration/validationEvents/{correlation_id}"
         );
         let delivery_id =
             self.send_event(&registration, "test-created", &resource_uri, "test", now);
@@ -344,7 +346,7 @@ impl PartnerCenterEmulator {
                             "responseCode": a.status.map(status_name).unwrap_or_default(),
                             "responseMessage": a.error.clone().unwrap_or(a.response.clone()),
                             "systemError": a.status.is_none(),
-                            "dateTimeUtc": a.at.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(),
+                            "dateTimeUtc": result_time(a.at),
                         })
                     })
                     .collect();
@@ -359,6 +361,16 @@ impl PartnerCenterEmulator {
             "results": results,
         }))
     }
+}
+
+/// `2017-12-08T21:39:48.2386997`: seven fractional digits, no offset, as in the
+/// documented validation-event status.
+fn result_time(at: DateTime<Utc>) -> String {
+    format!(
+        "{}.{:07}",
+        at.format("%Y-%m-%dT%H:%M:%S"),
+        at.timestamp_subsec_nanos() / 100
+    )
 }
 
 fn respond(result: Result<Value, ApiError>) -> Response {
@@ -458,6 +470,14 @@ pub(crate) async fn get_validation_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_times_have_seven_digits_and_no_offset() {
+        let at = chrono::DateTime::parse_from_rfc3339("2017-12-08T21:39:48.2386997Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(result_time(at), "2017-12-08T21:39:48.2386997");
+    }
 
     #[test]
     fn bodies_are_read_ignoring_key_case() {

@@ -90,9 +90,7 @@ impl ReferralStore {
             value: referral.to_value(),
             referral,
         };
-        self.records.insert(id.clone(), stored);
-        // Just inserted under this key.
-        &self.records[&id]
+        self.records.entry(id).insert_entry(stored).into_mut()
     }
 
     /// Replaces a stored referral (same id and engagement, which are read-only).

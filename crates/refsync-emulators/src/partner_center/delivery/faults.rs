@@ -26,6 +26,18 @@ pub enum DeliveryFaultKind {
     Drop,
 }
 
+impl DeliveryFaultKind {
+    /// The name used in the control API and the delivery log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryFaultKind::Duplicate => "duplicate",
+            DeliveryFaultKind::Delay => "delay",
+            DeliveryFaultKind::Hold => "hold",
+            DeliveryFaultKind::Drop => "drop",
+        }
+    }
+}
+
 /// A delivery fault rule, as installed through the control API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

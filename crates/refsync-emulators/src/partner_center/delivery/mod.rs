@@ -177,12 +177,7 @@ impl DeliveryEngine {
                 url: job.url.clone(),
                 state: initial,
                 attempts: 0,
-                fault: kind.map(|k| {
-                    serde_json::to_value(k)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                }),
+                fault: kind.map(|k| k.as_str().to_owned()),
                 created_at,
                 body: String::from_utf8_lossy(&job.body).into_owned(),
             },
