@@ -103,11 +103,14 @@ pub struct WebhookRegistration {
 
 impl WebhookRegistration {
     fn from_json(value: &Value) -> Result<Self, RegistrationError> {
-        let object = value.as_object().ok_or_else(|| decode("registration is not an object"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| decode("registration is not an object"))?;
         let text = |name: &str| get_ci(object, name).and_then(text_of);
         Ok(Self {
             subscriber_id: text("SubscriberId"),
-            webhook_url: text("WebhookUrl").ok_or_else(|| decode("registration without WebhookUrl"))?,
+            webhook_url: text("WebhookUrl")
+                .ok_or_else(|| decode("registration without WebhookUrl"))?,
             webhook_events: get_ci(object, "WebhookEvents")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(text_of).collect())
@@ -123,7 +126,9 @@ impl WebhookRegistration {
 
     /// True when `event` is among the registered events (ignoring case).
     pub fn subscribes_to(&self, event: &str) -> bool {
-        self.webhook_events.iter().any(|e| e.eq_ignore_ascii_case(event))
+        self.webhook_events
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(event))
     }
 }
 
@@ -196,7 +201,9 @@ impl RegistrationClient {
         &self,
         request: &RegistrationRequest,
     ) -> Result<WebhookRegistration, RegistrationError> {
-        let call = ApiRequest::post(REGISTRATION).json(request).map_err(|e| decode(&e.to_string()))?;
+        let call = ApiRequest::post(REGISTRATION)
+            .json(request)
+            .map_err(|e| decode(&e.to_string()))?;
         self.write(call).await
     }
 
@@ -205,7 +212,9 @@ impl RegistrationClient {
         &self,
         request: &RegistrationRequest,
     ) -> Result<WebhookRegistration, RegistrationError> {
-        let call = ApiRequest::put(REGISTRATION).json(request).map_err(|e| decode(&e.to_string()))?;
+        let call = ApiRequest::put(REGISTRATION)
+            .json(request)
+            .map_err(|e| decode(&e.to_string()))?;
         self.write(call).await
     }
 
@@ -264,7 +273,9 @@ impl RegistrationClient {
             .await
             .map_err(classify)?;
         let body = json_of(&response.body)?;
-        let o = body.as_object().ok_or_else(|| decode("status is not an object"))?;
+        let o = body
+            .as_object()
+            .ok_or_else(|| decode("status is not an object"))?;
         let results = get_ci(o, "results")
             .and_then(Value::as_array)
             .map(|items| {
@@ -272,11 +283,15 @@ impl RegistrationClient {
                     .iter()
                     .filter_map(Value::as_object)
                     .map(|r| DeliveryResult {
-                        response_code: get_ci(r, "responseCode").and_then(text_of).unwrap_or_default(),
+                        response_code: get_ci(r, "responseCode")
+                            .and_then(text_of)
+                            .unwrap_or_default(),
                         response_message: get_ci(r, "responseMessage")
                             .and_then(text_of)
                             .unwrap_or_default(),
-                        system_error: get_ci(r, "systemError").and_then(Value::as_bool).unwrap_or(false),
+                        system_error: get_ci(r, "systemError")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                         date_time_utc: get_ci(r, "dateTimeUtc").and_then(text_of),
                     })
                     .collect()
@@ -317,9 +332,12 @@ fn json_of(body: &[u8]) -> Result<Value, RegistrationError> {
 
 /// A member by name, ignoring case (PascalCase docs, camelCase swagger).
 fn get_ci<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .get(name)
-        .or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 fn text_of(value: &Value) -> Option<String> {
@@ -337,7 +355,9 @@ mod tests {
 
     #[test]
     fn requests_use_the_documented_keys() {
-        let r = RegistrationRequest::for_referrals(&Url::parse("https://sync.example/webhooks").unwrap());
+        let r = RegistrationRequest::for_referrals(
+            &Url::parse("https://sync.example/webhooks").unwrap(),
+        );
         let body = serde_json::to_value(&r).unwrap();
         assert_eq!(body["WebhookUrl"], "https://sync.example/webhooks");
         assert_eq!(body["SignatureTokenToMsSignatureHeader"], true);

@@ -13,8 +13,8 @@ use refsync_core::{Referral, ReferralId, ReferralStatus, ReferralSubstatus};
 use refsync_emulators::faults::FaultRule;
 use refsync_outbound::entra::{Audience, REFERRALS_RESOURCE};
 use refsync_outbound::{ApiRequest, CallError};
-use refsync_partner_center::referrals::{ReferralOrder, ReferralQuery, ReferralsError};
 use refsync_partner_center::ReferralsClient;
+use refsync_partner_center::referrals::{ReferralOrder, ReferralQuery, ReferralsError};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -54,7 +54,8 @@ async fn get_returns_the_referral_or_none() {
     let pc = start().await;
     let sent = pc.emulator().send_generated_referrals(1);
     // The production sign-in: device code once, then the rotating refresh token.
-    let client = ReferralsClient::new(pc.api("partner-center-referrals", pc.signed_in_tokens().await));
+    let client =
+        ReferralsClient::new(pc.api("partner-center-referrals", pc.signed_in_tokens().await));
     let id = id_of(&sent[0]);
     let referral = client.get(&id).await.unwrap().unwrap();
     assert_eq!(referral.id.as_ref(), Some(&id));
@@ -94,8 +95,15 @@ async fn listing_stops_at_the_page_bound() {
     let pc = start_with(config).await;
     pc.emulator().send_generated_referrals(30);
     let client = pc.referrals().with_max_pages(3);
-    let err = client.list(&ReferralQuery::new()).collect_all().await.unwrap_err();
-    assert!(matches!(err, ReferralsError::TooManyPages { max_pages: 3 }), "{err}");
+    let err = client
+        .list(&ReferralQuery::new())
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ReferralsError::TooManyPages { max_pages: 3 }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -105,7 +113,11 @@ async fn filter_select_and_top_reach_the_service() {
     let pc = start_with(config).await;
     pc.emulator().send_generated_referrals(20);
     let client = pc.referrals();
-    let all = client.list(&ReferralQuery::new()).collect_all().await.unwrap();
+    let all = client
+        .list(&ReferralQuery::new())
+        .collect_all()
+        .await
+        .unwrap();
     let first = all[0].clone();
 
     let picked = client
@@ -135,7 +147,10 @@ async fn filter_select_and_top_reach_the_service() {
         .collect_all()
         .await
         .unwrap();
-    assert!(same.iter().all(|r| r.engagement_id.as_ref() == Some(&engagement)));
+    assert!(
+        same.iter()
+            .all(|r| r.engagement_id.as_ref() == Some(&engagement))
+    );
     assert!(same.iter().any(|r| r.id == first.id));
 }
 
@@ -144,7 +159,9 @@ async fn the_reconciler_query_sees_only_what_changed_since() {
     let pc = start().await;
     let sent = pc.emulator().send_generated_referrals(5);
     let client = pc.referrals();
-    pc.emulator().authority().advance_clock(Duration::from_secs(600));
+    pc.emulator()
+        .authority()
+        .advance_clock(Duration::from_secs(600));
     let watermark = pc.emulator().now();
     let id = id_of(&sent[2]);
     client
@@ -162,19 +179,28 @@ async fn the_reconciler_query_sees_only_what_changed_since() {
 }
 
 #[tokio::test]
-async fn a_retried_create_with_ms_request_id_makes_one_referral_while_a_plain_post_is_not_retried() {
+async fn a_retried_create_with_ms_request_id_makes_one_referral_while_a_plain_post_is_not_retried()
+{
     let pc = start().await;
     let client = pc.referrals();
     let faults = pc.emulator().faults();
 
     // A plain POST meets a 503 and is not sent again.
     let rule = faults
-        .install(FaultRule::status_times(503, 1).on_method("POST").on_path("/v1.0/engagements/referrals"))
+        .install(
+            FaultRule::status_times(503, 1)
+                .on_method("POST")
+                .on_path("/v1.0/engagements/referrals"),
+        )
         .unwrap();
     let body = new_referral("Plain");
     let err = client
         .api()
-        .send(ApiRequest::post("v1.0/engagements/referrals").json(&body).unwrap())
+        .send(
+            ApiRequest::post("v1.0/engagements/referrals")
+                .json(&body)
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
@@ -183,7 +209,9 @@ async fn a_retried_create_with_ms_request_id_makes_one_referral_while_a_plain_po
     assert!(pc.emulator().referrals().is_empty());
 
     // The client's create carries MS-RequestId: the 503 is retried, one referral results.
-    faults.install(FaultRule::status_times(503, 2).on_method("POST")).unwrap();
+    faults
+        .install(FaultRule::status_times(503, 2).on_method("POST"))
+        .unwrap();
     let created = client.create(&new_referral("Retried")).await.unwrap();
     assert_eq!(created.name.as_deref(), Some("Retried"));
     assert_eq!(pc.emulator().referrals().len(), 1);
@@ -231,20 +259,39 @@ async fn a_stale_etag_is_precondition_failed() {
     assert_ne!(new_tag, old_tag);
 
     let err = client
-        .update(&id, &[replace("/name", json!("Too late"))], Some(&old_tag), false)
+        .update(
+            &id,
+            &[replace("/name", json!("Too late"))],
+            Some(&old_tag),
+            false,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, ReferralsError::PreconditionFailed { id: i } if *i == id), "{err}");
+    assert!(
+        matches!(&err, ReferralsError::PreconditionFailed { id: i } if *i == id),
+        "{err}"
+    );
     assert!(!err.is_transient());
-    assert_ne!(client.get(&id).await.unwrap().unwrap().name.as_deref(), Some("Too late"));
+    assert_ne!(
+        client.get(&id).await.unwrap().unwrap().name.as_deref(),
+        Some("Too late")
+    );
 
     // With the current tag and no representation asked for: 204, None.
     let none = client
-        .update(&id, &[replace("/name", json!("In time"))], Some(&new_tag), false)
+        .update(
+            &id,
+            &[replace("/name", json!("In time"))],
+            Some(&new_tag),
+            false,
+        )
         .await
         .unwrap();
     assert!(none.is_none());
-    assert_eq!(client.get(&id).await.unwrap().unwrap().name.as_deref(), Some("In time"));
+    assert_eq!(
+        client.get(&id).await.unwrap().unwrap().name.as_deref(),
+        Some("In time")
+    );
 
     let missing = ReferralId::parse("does-not-exist").unwrap();
     let err = client
@@ -267,7 +314,10 @@ async fn the_obsolete_put_replaces_the_referral_at_a_version() {
     assert_eq!(updated.external_reference_id.as_deref(), Some("lead-42"));
     assert_ne!(updated.e_tag.as_ref(), Some(&tag));
     let err = client.put(&referral, &tag).await.unwrap_err();
-    assert!(matches!(err, ReferralsError::PreconditionFailed { .. }), "{err}");
+    assert!(
+        matches!(err, ReferralsError::PreconditionFailed { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -300,9 +350,15 @@ async fn throttled_reads_wait_out_retry_after() {
 #[tokio::test]
 async fn app_only_tokens_are_refused_by_the_referrals_api() {
     let pc = start().await;
-    let tokens = pc.entra.client_credentials(Audience::v2(REFERRALS_RESOURCE));
+    let tokens = pc
+        .entra
+        .client_credentials(Audience::v2(REFERRALS_RESOURCE));
     let client = ReferralsClient::new(pc.api("partner-center-referrals", tokens));
-    let err = client.list(&ReferralQuery::new()).next_page().await.unwrap_err();
+    let err = client
+        .list(&ReferralQuery::new())
+        .next_page()
+        .await
+        .unwrap_err();
     match err {
         ReferralsError::Call(CallError::Status { status, .. }) => {
             assert_eq!(status, StatusCode::FORBIDDEN);

@@ -44,9 +44,14 @@ fn url(handle: &EmulatorHandle) -> Url {
 async fn register_show_and_update() {
     let pc = start().await;
     let client = pc.registration();
-    assert!(client.get().await.unwrap().is_none(), "nothing registered yet");
+    assert!(
+        client.get().await.unwrap().is_none(),
+        "nothing registered yet"
+    );
 
-    let first = RegistrationRequest::for_referrals(&Url::parse("https://sync.contoso.example/hook").unwrap());
+    let first = RegistrationRequest::for_referrals(
+        &Url::parse("https://sync.contoso.example/hook").unwrap(),
+    );
     let created = client.create(&first).await.unwrap();
     assert!(created.subscriber_id.is_some());
     assert_eq!(created.webhook_url, "https://sync.contoso.example/hook");
@@ -70,7 +75,10 @@ async fn register_show_and_update() {
     };
     let updated = client.update(&second).await.unwrap();
     assert_eq!(updated.webhook_url, second.webhook_url);
-    assert_eq!(updated.subscriber_id, created.subscriber_id, "same subscriber");
+    assert_eq!(
+        updated.subscriber_id, created.subscriber_id,
+        "same subscriber"
+    );
     let shown = client.get().await.unwrap().unwrap();
     assert_eq!(shown.webhook_events, second.webhook_events);
     assert_eq!(shown.signature_token_to_ms_signature_header, Some(false));
@@ -80,7 +88,8 @@ async fn register_show_and_update() {
 #[tokio::test]
 async fn update_without_a_registration_is_not_found() {
     let pc = start().await;
-    let request = RegistrationRequest::for_referrals(&Url::parse("https://x.example/hook").unwrap());
+    let request =
+        RegistrationRequest::for_referrals(&Url::parse("https://x.example/hook").unwrap());
     let err = pc.registration().update(&request).await.unwrap_err();
     assert!(matches!(err, RegistrationError::NotFound), "{err}");
 }
@@ -109,7 +118,10 @@ async fn test_events_report_their_delivery_and_the_third_in_a_minute_is_throttle
     let status = client.validation_status(&correlation_id).await.unwrap();
     assert_eq!(status.correlation_id, correlation_id);
     assert_eq!(status.status, "completed");
-    assert_eq!(status.callback_url.as_deref(), Some(url(&callback).as_str()));
+    assert_eq!(
+        status.callback_url.as_deref(),
+        Some(url(&callback).as_str())
+    );
     assert_eq!(status.results.len(), 1);
     assert_eq!(status.results[0].response_code, "OK");
     assert!(!status.results[0].system_error);
@@ -121,15 +133,24 @@ async fn test_events_report_their_delivery_and_the_third_in_a_minute_is_throttle
     match err {
         RegistrationError::Throttled { retry_after } => {
             let wait = retry_after.expect("Retry-After");
-            assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60), "{wait:?}");
+            assert!(
+                wait > Duration::ZERO && wait <= Duration::from_secs(60),
+                "{wait:?}"
+            );
         }
         other => panic!("unexpected {other}"),
     }
     pc.emulator().wait_for_deliveries().await;
-    assert_eq!(delivered.load(Ordering::SeqCst), 2, "the throttled request sent nothing");
+    assert_eq!(
+        delivered.load(Ordering::SeqCst),
+        2,
+        "the throttled request sent nothing"
+    );
 
     // A minute later (on the emulator's clock) test events are accepted again.
-    pc.emulator().authority().advance_clock(Duration::from_secs(61));
+    pc.emulator()
+        .authority()
+        .advance_clock(Duration::from_secs(61));
     client.send_validation_event().await.unwrap();
 }
 
@@ -145,7 +166,10 @@ async fn failed_deliveries_show_in_the_status() {
     let correlation_id = client.send_validation_event().await.unwrap();
     pc.emulator().wait_for_deliveries().await;
     let status = client.validation_status(&correlation_id).await.unwrap();
-    assert!(status.results.len() > 1, "every attempt is listed: {status:?}");
+    assert!(
+        status.results.len() > 1,
+        "every attempt is listed: {status:?}"
+    );
     assert!(status.results.iter().all(|r| r.response_code != "OK"));
 
     let err = client

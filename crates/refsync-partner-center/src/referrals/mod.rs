@@ -112,10 +112,7 @@ impl ReferralsClient {
     }
 
     /// A client for `base_url` with [`ReferralsClient::default_api_config`].
-    pub fn connect(
-        base_url: Url,
-        tokens: Arc<dyn TokenSource>,
-    ) -> Result<Self, ApiConfigError> {
+    pub fn connect(base_url: Url, tokens: Arc<dyn TokenSource>) -> Result<Self, ApiConfigError> {
         Ok(Self::new(ApiClient::new(
             Self::default_api_config(base_url),
             Some(tokens),
@@ -199,7 +196,11 @@ impl ReferralsClient {
         if return_representation {
             request = request.header(PREFER, HeaderValue::from_static("return=representation"));
         }
-        let response = self.api.send(request).await.map_err(|e| write_error(id, e))?;
+        let response = self
+            .api
+            .send(request)
+            .await
+            .map_err(|e| write_error(id, e))?;
         if response.status == StatusCode::NO_CONTENT || response.body.is_empty() {
             return Ok(None);
         }
@@ -219,7 +220,11 @@ impl ReferralsClient {
             })?
             .header(header::IF_MATCH, etag_header(etag)?)
             .request_id(Uuid::new_v4());
-        let response = self.api.send(request).await.map_err(|e| write_error(&id, e))?;
+        let response = self
+            .api
+            .send(request)
+            .await
+            .map_err(|e| write_error(&id, e))?;
         decode_body(&response.body)
     }
 }
@@ -235,7 +240,9 @@ fn etag_header(tag: &Etag) -> Result<HeaderValue, ReferralsError> {
 
 fn write_error(id: &ReferralId, e: CallError) -> ReferralsError {
     match e.status() {
-        Some(StatusCode::PRECONDITION_FAILED) => ReferralsError::PreconditionFailed { id: id.clone() },
+        Some(StatusCode::PRECONDITION_FAILED) => {
+            ReferralsError::PreconditionFailed { id: id.clone() }
+        }
         Some(StatusCode::NOT_FOUND) => ReferralsError::NotFound { id: id.clone() },
         _ => ReferralsError::Call(e),
     }
@@ -299,7 +306,13 @@ mod tests {
             write_error(&id, status(412)),
             ReferralsError::PreconditionFailed { .. }
         ));
-        assert!(matches!(write_error(&id, status(404)), ReferralsError::NotFound { .. }));
-        assert!(matches!(write_error(&id, status(400)), ReferralsError::Call(_)));
+        assert!(matches!(
+            write_error(&id, status(404)),
+            ReferralsError::NotFound { .. }
+        ));
+        assert!(matches!(
+            write_error(&id, status(400)),
+            ReferralsError::Call(_)
+        ));
     }
 }

@@ -158,12 +158,12 @@ impl<'c> ReferralPages<'c> {
         let body: Value = response.json().map_err(|e| ReferralsError::Decode {
             detail: format!("list page: {e}"),
         })?;
-        let items = body
-            .get("value")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ReferralsError::Decode {
-                detail: "list page without a `value` array".to_owned(),
-            })?;
+        let items =
+            body.get("value")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ReferralsError::Decode {
+                    detail: "list page without a `value` array".to_owned(),
+                })?;
         let referrals = items
             .iter()
             .cloned()
@@ -176,11 +176,15 @@ impl<'c> ReferralPages<'c> {
                     detail: "the service returned the same @odata.nextLink twice".to_owned(),
                 });
             }
-            let url = self.client.api.base_url().join(link).or_else(|_| Url::parse(link)).map_err(|e| {
-                ReferralsError::Decode {
+            let url = self
+                .client
+                .api
+                .base_url()
+                .join(link)
+                .or_else(|_| Url::parse(link))
+                .map_err(|e| ReferralsError::Decode {
                     detail: format!("@odata.nextLink is not a URL: {e}"),
-                }
-            })?;
+                })?;
             self.next = Some(ApiRequest::to_url(http::Method::GET, url));
             self.last_link = Some(link.to_owned());
         }

@@ -108,7 +108,9 @@ impl Pc {
         };
         self.entra
             .device_code_login(&audience, vault.as_ref(), &options, move |p| {
-                authority.approve_device_code(&p.user_code, DEMO_ADMIN_USER).unwrap();
+                authority
+                    .approve_device_code(&p.user_code, DEMO_ADMIN_USER)
+                    .unwrap();
             })
             .await
             .unwrap();
