@@ -630,3 +630,59 @@ async fn the_prompt_names_the_page_and_the_code() {
     assert_eq!(p.verification_uri, w.server.url("/devicelogin"));
     assert_eq!(p.expires_in, Duration::from_secs(900));
 }
+
+/// A second instance's view of a shared vault: its first load is stale (taken
+/// before the other instance rotated the token), later loads are current.
+#[derive(Debug)]
+struct StaleOnce {
+    shared: Arc<MemoryVault>,
+    stale: Mutex<Option<SecretString>>,
+}
+
+#[async_trait]
+impl RefreshTokenVault for StaleOnce {
+    async fn load(&self) -> Result<Option<SecretString>, VaultError> {
+        if let Some(stale) = self.stale.lock().unwrap().take() {
+            return Ok(Some(stale));
+        }
+        self.shared.load().await
+    }
+
+    async fn store(&self, token: SecretString) -> Result<(), VaultError> {
+        self.shared.store(token).await
+    }
+}
+
+#[tokio::test]
+async fn instances_sharing_a_vault_survive_racing_rotations() {
+    let w = world().await;
+    let metrics = Metrics::default();
+    let _m = metrics::set_default_local_recorder(&metrics);
+    let first = initial_refresh_token(&w).await;
+    let shared = Arc::new(MemoryVault::with_token(SecretString::from(first.clone())));
+    let b_view = Arc::new(StaleOnce {
+        shared: shared.clone(),
+        stale: Mutex::new(Some(SecretString::from(first.clone()))),
+    });
+    // Two instances: separate caches, one vault.
+    let a = w
+        .entra(CLIENT_SECRET)
+        .refresh_token(Audience::v2(PC), shared.clone());
+    let b = w
+        .entra(CLIENT_SECRET)
+        .refresh_token(Audience::v2(PC), b_view);
+
+    a.token().await.unwrap();
+    // B read the vault before A's rotation landed: it presents the dead token,
+    // Entra refuses it, B re-reads the vault and uses A's successor.
+    b.token().await.unwrap();
+    assert_eq!(w.errors("invalid_grant"), 1);
+    assert_eq!(w.issued("refresh_token"), 2);
+    assert_eq!(shared.stores(), 2);
+    assert_eq!(b.health().state, HealthState::Healthy);
+    assert_eq!(
+        metrics.sum("refsync_token_refresh_failures_total"),
+        0.0,
+        "no false alarm"
+    );
+}

@@ -312,6 +312,70 @@ impl RefreshTokenGrant {
         }
     }
 
+    /// Presents `current` once. `Ok(Err(..))` is Entra refusing the refresh token
+    /// itself (sign-in needed); other refusals are errors.
+    async fn redeem(
+        &self,
+        current: &SecretString,
+        unsaved: bool,
+    ) -> Result<Result<FetchedToken, (ErrorBody, ReloginReason)>, TokenError> {
+        let path = self.entra.token_path(self.audience.version());
+        let scope = format!("{} offline_access", self.audience.default_scope());
+        let mut params = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", current.expose_secret()),
+        ];
+        if self.audience.version() == EndpointVersion::V2 {
+            params.push(("scope", &scope));
+        }
+        // Not repeated once sent: if Entra rotated the token and the answer was
+        // lost, a repeat would present a token that no longer works.
+        let answer: Answer<TokenResponse> = post_form(
+            &self.entra,
+            path,
+            &self.audience,
+            &params,
+            Idempotency::NotIdempotent,
+        )
+        .await?;
+        let response = match answer {
+            Answer::Granted(t) => t,
+            Answer::Refused(body) => {
+                return match wire::relogin_reason(&body) {
+                    Some(reason) => Ok(Err((body, reason))),
+                    None => Err(refused(&self.audience, &body)),
+                };
+            }
+        };
+        check_token_type(&self.audience, &response)?;
+        let to_store = match &response.refresh_token {
+            Some(rotated) if rotated.expose_secret() != current.expose_secret() => Some(rotated),
+            _ if unsaved => Some(current),
+            _ => None,
+        };
+        if let Some(rotated) = to_store {
+            // Persist before handing out the access token: the old refresh token may
+            // already be dead, and this one is the only way back in.
+            if let Err(e) = self.vault.store(rotated.clone()).await {
+                tracing::error!(
+                    audience = self.audience.resource(),
+                    error = %e,
+                    "could not store the rotated refresh token; keeping it in memory and retrying"
+                );
+                self.memory().unsaved = Some(rotated.clone());
+                return Err(self.vault_error(e));
+            }
+            tracing::debug!(
+                audience = self.audience.resource(),
+                "rotated refresh token stored"
+            );
+        }
+        let mut memory = self.memory();
+        memory.unsaved = None;
+        memory.rejected = None;
+        Ok(Ok(fetched(&response)))
+    }
+
     /// The refresh token to present, and whether it still has to be stored: an
     /// unsaved rotated one first, else the vault's.
     async fn current(&self) -> Result<(SecretString, bool), TokenError> {
@@ -347,82 +411,50 @@ impl RefreshTokenGrant {
 #[async_trait]
 impl TokenFetcher for RefreshTokenGrant {
     async fn fetch(&self) -> Result<FetchedToken, TokenError> {
-        let (current, unsaved) = self.current().await?;
-        if let Some((rejected, error)) = &self.memory().rejected
-            && rejected.expose_secret() == current.expose_secret()
-        {
-            return Err(error.clone());
-        }
-        let path = self.entra.token_path(self.audience.version());
-        let scope = format!("{} offline_access", self.audience.default_scope());
-        let mut params = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", current.expose_secret()),
-        ];
-        if self.audience.version() == EndpointVersion::V2 {
-            params.push(("scope", &scope));
-        }
-        // Not repeated once sent: if Entra rotated the token and the answer was
-        // lost, a repeat would present a token that no longer works.
-        let answer: Answer<TokenResponse> = post_form(
-            &self.entra,
-            path,
-            &self.audience,
-            &params,
-            Idempotency::NotIdempotent,
-        )
-        .await?;
-        let response = match answer {
-            Answer::Granted(t) => t,
-            Answer::Refused(body) => {
-                let Some(reason) = wire::relogin_reason(&body) else {
-                    return Err(refused(&self.audience, &body));
-                };
-                let error = TokenError::ReloginRequired {
-                    audience: self.audience.resource().to_owned(),
-                    reason,
-                    aadsts: body.aadsts(),
-                    description: body.summary(),
-                };
-                report_refresh_refused(
-                    self.audience.resource(),
-                    reason,
-                    body.aadsts(),
-                    body.summary().as_deref(),
-                );
-                let mut memory = self.memory();
-                memory.rejected = Some((current, error.clone()));
-                memory.unsaved = None;
-                return Err(error);
+        let mut reloaded = false;
+        loop {
+            let (current, unsaved) = self.current().await?;
+            if let Some((rejected, error)) = &self.memory().rejected
+                && rejected.expose_secret() == current.expose_secret()
+            {
+                return Err(error.clone());
             }
-        };
-        check_token_type(&self.audience, &response)?;
-        let to_store = match &response.refresh_token {
-            Some(rotated) if rotated.expose_secret() != current.expose_secret() => Some(rotated),
-            _ if unsaved => Some(&current),
-            _ => None,
-        };
-        if let Some(rotated) = to_store {
-            // Persist before handing out the access token: the old refresh token may
-            // already be dead, and this one is the only way back in.
-            if let Err(e) = self.vault.store(rotated.clone()).await {
-                tracing::error!(
-                    audience = self.audience.resource(),
-                    error = %e,
-                    "could not store the rotated refresh token; keeping it in memory and retrying"
-                );
-                self.memory().unsaved = Some(rotated.clone());
-                return Err(self.vault_error(e));
+            let (body, reason) = match self.redeem(&current, unsaved).await? {
+                Ok(token) => return Ok(token),
+                Err(refusal) => refusal,
+            };
+            // Instances sharing one vault (PostgreSQL) may race: another one may have
+            // redeemed this token and stored its successor meanwhile. Use that one
+            // before declaring the sign-in dead.
+            if !reloaded && !unsaved {
+                reloaded = true;
+                if let Ok(Some(latest)) = self.vault.load().await
+                    && latest.expose_secret() != current.expose_secret()
+                {
+                    tracing::info!(
+                        audience = self.audience.resource(),
+                        "refresh token refused but another instance stored a newer one; using it"
+                    );
+                    continue;
+                }
             }
-            tracing::debug!(
-                audience = self.audience.resource(),
-                "rotated refresh token stored"
+            let error = TokenError::ReloginRequired {
+                audience: self.audience.resource().to_owned(),
+                reason,
+                aadsts: body.aadsts(),
+                description: body.summary(),
+            };
+            report_refresh_refused(
+                self.audience.resource(),
+                reason,
+                body.aadsts(),
+                body.summary().as_deref(),
             );
+            let mut memory = self.memory();
+            memory.rejected = Some((current, error.clone()));
+            memory.unsaved = None;
+            return Err(error);
         }
-        let mut memory = self.memory();
-        memory.unsaved = None;
-        memory.rejected = None;
-        Ok(fetched(&response))
     }
 
     fn uses_refresh_token(&self) -> bool {
