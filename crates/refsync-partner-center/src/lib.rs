@@ -6,12 +6,21 @@
 //!   [`CallbackVerifier::verify_callback`](callback::CallbackVerifier::verify_callback),
 //!   which checks the headers, the certificate URL allow-list, the certificate
 //!   chain and the RSA signature over the raw body (reference §2.5).
+//! - [`referrals`]: the co-sell Referrals API client (get, list with OData paging,
+//!   create with `MS-RequestId`, JSON Patch with `If-Match`, the obsolete PUT).
+//! - [`registration`]: the webhook registration client (view, create, update,
+//!   event names, test events and their delivery status).
 //!
-//! The Referrals API client and the webhook-registration client will live here too.
+//! Both clients call through [`refsync_outbound::ApiClient`], which supplies
+//! tokens, timeouts, retries, pacing and metrics.
 #![forbid(unsafe_code)]
 
 pub mod callback;
+pub mod referrals;
+pub mod registration;
 
 pub use callback::{
     CallbackRejection, CallbackVerifier, UnverifiedCallback, VerifiedCallback, VerifierConfig,
 };
+pub use referrals::{ReferralQuery, ReferralsClient, ReferralsError};
+pub use registration::{RegistrationClient, RegistrationError, RegistrationRequest};
