@@ -62,6 +62,36 @@ impl RecordWrite {
     }
 }
 
+/// A related record to find by some columns, or create when none matches (the customer
+/// account by name + postal code, the customer contact by e-mail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchOrCreate {
+    /// Columns that identify an existing record (all must be equal).
+    pub match_on: Vec<(String, Value)>,
+    /// Columns of the record to create when none matches.
+    pub create: Map<String, Value>,
+}
+
+/// The customer records an opportunity hangs off.
+#[derive(Debug, Clone, Copy)]
+pub struct Customer<'a> {
+    /// The account mapping and what to match or create.
+    pub account: Option<(&'a EntityMapping, &'a MatchOrCreate)>,
+    /// The contact mapping and what to match or create (linked to the account).
+    pub contact: Option<(&'a EntityMapping, &'a MatchOrCreate)>,
+}
+
+/// The result of [`CrmConnector::upsert_with_customer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerUpsert {
+    /// The upserted record.
+    pub upsert: UpsertOutcome,
+    /// The account it points at, and whether it was created now.
+    pub account: Option<(CrmRecordId, bool)>,
+    /// The contact it points at, and whether it was created now.
+    pub contact: Option<(CrmRecordId, bool)>,
+}
+
 /// The result of an upsert by referral identifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpsertOutcome {
@@ -195,6 +225,74 @@ pub trait CrmConnector: Send + Sync + 'static {
         entity: &EntityMapping,
         write: &RecordWrite,
     ) -> Result<CrmRecord, CrmError>;
+
+    /// Upserts the record keyed by `referral` together with its customer: the account and
+    /// contact are matched, created when missing, and bound to the record. The default
+    /// makes one call per step; a CRM that can batch (Salesforce composite) overrides it
+    /// to save calls. Safe to repeat: matching comes before creating, and the record
+    /// itself goes through the idempotent upsert.
+    async fn upsert_with_customer(
+        &self,
+        entity: &EntityMapping,
+        referral: &ReferralId,
+        write: &RecordWrite,
+        customer: Customer<'_>,
+    ) -> Result<CustomerUpsert, CrmError> {
+        let account = match customer.account {
+            Some((mapping, wanted)) => Some(self.match_or_create(mapping, wanted, None).await?),
+            None => None,
+        };
+        let account_id = account.as_ref().map(|(id, _)| id.clone());
+        let contact = match customer.contact {
+            Some((mapping, wanted)) => Some(
+                self.match_or_create(mapping, wanted, account_id.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut write = write.clone();
+        write.account = account_id.or(write.account);
+        write.contact = contact.as_ref().map(|(id, _)| id.clone()).or(write.contact);
+        let upsert = self.upsert_by_referral(entity, referral, &write).await?;
+        Ok(CustomerUpsert {
+            upsert,
+            account,
+            contact,
+        })
+    }
+
+    /// Finds the first record matching `wanted.match_on`, or creates `wanted.create`
+    /// (linked to `account` when given). Returns its id and whether it was created.
+    async fn match_or_create(
+        &self,
+        entity: &EntityMapping,
+        wanted: &MatchOrCreate,
+        account: Option<CrmRecordId>,
+    ) -> Result<(CrmRecordId, bool), CrmError> {
+        let criteria: Vec<(&str, &Value)> = wanted
+            .match_on
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        if let Some(found) = self
+            .find_by_columns(entity, &criteria, 1)
+            .await?
+            .into_iter()
+            .find_map(|r| r.id)
+        {
+            return Ok((found, false));
+        }
+        let write = RecordWrite {
+            fields: wanted.create.clone(),
+            account,
+            contact: None,
+        };
+        let created = self.create(entity, &write).await?;
+        let id = created.id.ok_or_else(|| {
+            CrmError::Unavailable("the CRM created a record without an id".into())
+        })?;
+        Ok((id, true))
+    }
 
     /// Records modified strictly after `since`, oldest first, at most `limit`: what the CRM
     /// poller feeds to the queue.

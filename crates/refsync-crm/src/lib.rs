@@ -8,4 +8,7 @@
 
 pub mod connector;
 
-pub use connector::{ApiUsage, CrmConnector, CrmError, CrmKind, RecordWrite, UpsertOutcome};
+pub use connector::{
+    ApiUsage, CrmConnector, CrmError, CrmKind, Customer, CustomerUpsert, MatchOrCreate,
+    RecordWrite, UpsertOutcome,
+};

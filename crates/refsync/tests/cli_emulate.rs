@@ -38,7 +38,10 @@ async fn emulate_partner_center_serves_tokens_referrals_and_writes_the_root_ca()
             break;
         }
     }
-    assert!(banner.contains(&format!("http://127.0.0.1:{port}")), "{banner}");
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{port}")),
+        "{banner}"
+    );
     let pem = std::fs::read_to_string(&ca).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
 
@@ -52,8 +55,14 @@ async fn emulate_partner_center_serves_tokens_referrals_and_writes_the_root_ca()
         .form(&[
             ("grant_type", "password"),
             ("resource", "https://api.partner.microsoft.com"),
-            ("client_id", &refsync_emulators::entra::DEMO_CLIENT_ID.to_string()),
-            ("client_secret", refsync_emulators::entra::DEMO_CLIENT_SECRET),
+            (
+                "client_id",
+                &refsync_emulators::entra::DEMO_CLIENT_ID.to_string(),
+            ),
+            (
+                "client_secret",
+                refsync_emulators::entra::DEMO_CLIENT_SECRET,
+            ),
             ("username", refsync_emulators::entra::DEMO_ADMIN_USER),
             ("password", refsync_emulators::entra::DEMO_USER_PASSWORD),
         ])

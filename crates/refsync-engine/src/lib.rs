@@ -1,0 +1,2 @@
+//! refsync-engine (work in progress: see the engine branch)
+#![forbid(unsafe_code)]
