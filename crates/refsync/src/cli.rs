@@ -32,6 +32,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: webhook endpoint, workers, reconciler (SIGTERM or Ctrl-C stops it cleanly).
+    Serve,
+    /// Show received events by outcome, queue depth by state and the oldest pending age.
+    Status(StatusArgs),
     /// Write or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -58,4 +62,12 @@ pub struct ConfigInitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `refsync status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -5,6 +5,8 @@ use clap::Parser;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::emulate::run_emulator;
+use refsync::service::run_service;
+use refsync::status::{read_status, status_json, status_table};
 use refsync::telemetry::init_logging;
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +30,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote {}", args.path.display());
         }
         Command::Emulate(command) => run_emulator(command).await?,
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            run_service(&config).await?;
+        }
+        Command::Status(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = refsync_store::open_store(&config.store.url).await?;
+            let summary = read_status(store.as_ref()).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&summary))?);
+            } else {
+                println!("{}", status_table(&summary));
+            }
+        }
         Command::Config(ConfigCommand::Check) => {
             let config = Config::load(cli.config.as_deref())?;
             print!(
