@@ -3,6 +3,7 @@
 
 use crate::emulate::EmulateCommand;
 use crate::telemetry::LogFormat;
+use crate::webhooks::WebhooksCommand;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Serve,
     /// Show received events by outcome, queue depth by state and the oldest pending age.
     Status(StatusArgs),
+    /// Manage the Partner Center webhook registration.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Write or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -7,6 +7,7 @@
 //! - [`server`]: the HTTP routes (webhook, health, readiness, metrics).
 //! - [`service`]: `refsync serve`, and the in-process service tests and the demo start.
 //! - [`status`]: `refsync status`.
+//! - [`webhooks`]: `refsync webhooks register|show|update|test`.
 //! - [`cli`]: the clap command tree; `main.rs` only parses and dispatches.
 #![forbid(unsafe_code)]
 
@@ -18,3 +19,4 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod webhooks;

@@ -8,6 +8,7 @@ use refsync::emulate::run_emulator;
 use refsync::service::run_service;
 use refsync::status::{read_status, status_json, status_table};
 use refsync::telemetry::init_logging;
+use refsync::webhooks::run_webhooks;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -33,6 +34,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
             run_service(&config).await?;
+        }
+        Command::Webhooks(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            print!("{}", run_webhooks(&config, command).await?);
         }
         Command::Status(args) => {
             let config = Config::load(cli.config.as_deref())?;
