@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | environment summary: org URL, scope, record counts |
+//! | `GET` (the root) | environment summary: org URL, scope, record counts |
 //! | `GET /records/{set}[?$filter=…]` | records as the Web API returns them |
 //! | `POST /records/{set}` | create a record as the human user |
 //! | `GET /records/{set}/{id}` | one record |
