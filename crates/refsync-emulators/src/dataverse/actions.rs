@@ -10,8 +10,7 @@
 //!   `actualend`, `description`): closes the opportunity and records the close.
 //!   The exact body shape is **unconfirmed** (crm.md §1.4); this is the one documented there.
 //!
-//! Each action runs on a copy of the store that replaces it only when every step
-//! succeeded, so a failing action leaves nothing half done.
+//! Each action runs as one store transaction, so a failing action leaves nothing half done.
 
 use super::Dataverse;
 use super::config::DataverseConfig;
@@ -165,8 +164,7 @@ pub(crate) fn qualify_lead(
         table(schema, "contact")?,
         table(schema, "opportunity")?,
     );
-    let mut guard = dv.store();
-    let mut store = guard.clone();
+    dv.transaction(|store| {
     let lead = store
         .get("lead", lead_id)
         .cloned()
@@ -187,14 +185,14 @@ pub(crate) fn qualify_lead(
     }
     let customer = entity_parameter(
         schema,
-        &store,
+        store,
         body,
         "OpportunityCustomerId",
         &["account", "contact"],
     )?;
     let currency = entity_parameter(
         schema,
-        &store,
+        store,
         body,
         "OpportunityCurrencyId",
         &["transactioncurrency"],
@@ -230,7 +228,7 @@ pub(crate) fn qualify_lead(
             lead.lookup("transactioncurrencyid"),
         );
         changes.set_lookup("originatingleadid", lead_ref);
-        let id = write::insert(ctx, &mut store, account_table, None, &changes)?;
+        let id = write::insert(ctx, store, account_table, None, &changes)?;
         created.push(("account".to_owned(), id));
         Some(id)
     } else {
@@ -256,7 +254,7 @@ pub(crate) fn qualify_lead(
             .or_else(|| lead.lookup("parentaccountid"));
         changes.set_lookup("parentcustomerid", parent);
         changes.set_lookup("originatingleadid", lead_ref);
-        let id = write::insert(ctx, &mut store, contact_table, None, &changes)?;
+        let id = write::insert(ctx, store, contact_table, None, &changes)?;
         created.push(("contact".to_owned(), id));
         Some(id)
     } else {
@@ -319,7 +317,7 @@ pub(crate) fn qualify_lead(
                 .or_else(|| lead.lookup("parentcontactid")),
         );
         changes.set_lookup("originatingleadid", lead_ref);
-        let id = write::insert(ctx, &mut store, opp_table, None, &changes)?;
+        let id = write::insert(ctx, store, opp_table, None, &changes)?;
         created.push(("opportunity".to_owned(), id));
         Some(id)
     } else {
@@ -344,14 +342,14 @@ pub(crate) fn qualify_lead(
     }
     write::update(
         ctx,
-        &mut store,
+        store,
         lead_table,
         lead_id,
         &changes,
         StateChangeBy::Action,
     )?;
-    *guard = store;
     Ok(created)
+    })
 }
 
 /// The `QualifyLead` response: the created records as entity references.
@@ -398,10 +396,9 @@ pub(crate) fn close_opportunity(
         table(schema, "opportunity")?,
         table(schema, "opportunityclose")?,
     );
-    let mut guard = dv.store();
-    let mut store = guard.clone();
-    let mut close_changes = write::parse_body(schema, &store, close_table, close, true)?;
-    let opportunity_id = match close_changes_lookup(&close_changes, &store, close) {
+    dv.transaction(|store| {
+    let mut close_changes = write::parse_body(schema, store, close_table, close, true)?;
+    let opportunity_id = match close_changes_lookup(&close_changes, store, close) {
         Some(id) => id,
         None => {
             return Err(DvError::invalid_argument(
@@ -456,7 +453,7 @@ pub(crate) fn close_opportunity(
     }
     write::update(
         ctx,
-        &mut store,
+        store,
         opp_table,
         &opportunity_id,
         &changes,
@@ -485,10 +482,10 @@ pub(crate) fn close_opportunity(
             ),
         );
     }
-    write::insert(ctx, &mut store, close_table, None, &close_changes)?;
+    write::insert(ctx, store, close_table, None, &close_changes)?;
     tracing::debug!(opportunity = %opportunity_id, won, at = %ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true), "opportunity closed");
-    *guard = store;
     Ok(())
+    })
 }
 
 /// The opportunity an `OpportunityClose` binds (`opportunityid@odata.bind`, resolved by `parse_body`).

@@ -1,24 +1,23 @@
 //! The Web API's HTTP surface (crm.md §1.3–§1.9): bearer validation and service
-//! protection in front of every call, then one dispatcher over the resource path.
+//! protection in front of every call (`guard.rs`), then one dispatcher over the resource path.
 //! Handlers are thin: they read headers (`Prefer`, `If-Match`, `If-None-Match`) and
 //! the body, lock the store, call the rules in `write.rs`/`query.rs`/`actions.rs`,
 //! and shape the response (`OData-EntityId`, `ETag`, `Preference-Applied`).
 
-use super::annotations::Annotations;
 use super::error::DvError;
 use super::keys::{self, Address};
+use super::prefer::Prefer;
 use super::query::{self, CollectionQuery, Links, PageSettings, QueryEnv};
 use super::schema::Table;
 use super::store::{etag, render};
 use super::write::{self, Preconditions, WriteCtx};
 use super::{Dataverse, actions};
-use crate::entra::AcceptedTokens;
 use crate::odata::Select;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use percent_encoding::percent_decode_str;
@@ -43,131 +42,8 @@ pub(crate) fn router(dv: Dataverse) -> Router {
         .with_state(dv.clone());
     dv.faults()
         .layer(api)
-        .layer(middleware::from_fn_with_state(dv, guard))
+        .layer(middleware::from_fn_with_state(dv, super::guard::guard))
         .fallback(|| async { DvError::segment_not_found("").into_response() })
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// crm.md §1.2, §1.12: a valid token for the environment, then the caller's limits.
-async fn guard(State(dv): State<Dataverse>, mut request: Request, next: Next) -> Response {
-    let authority = dv.authority();
-    let org = dv.org_url().to_owned();
-    let validated = match bearer(request.headers()) {
-        Some(token) => authority
-            .validate_token(token, &org, AcceptedTokens::Any)
-            .or_else(|e| match dv.config().api_host_url() {
-                Some(api_host) => authority.validate_token(token, &api_host, AcceptedTokens::Any),
-                None => Err(e),
-            })
-            .ok(),
-        None => None,
-    };
-    let claims = match validated {
-        Some(claims) => claims,
-        None => {
-            // Counted as a refusal by the authority, with the reason for the challenge.
-            let err = match authority.authorize(request.headers(), &org, AcceptedTokens::Any) {
-                Err(e) => DvError::unauthorized(&e),
-                Ok(_) => DvError::new(StatusCode::UNAUTHORIZED, "", "The token is not valid."),
-            };
-            dv.count_response(err.status.as_u16(), false, true);
-            return err.into_response();
-        }
-    };
-    let user = dv.user_for(&claims);
-    let permit = match dv.protection().admit(&claims.oid) {
-        Ok(permit) => permit,
-        Err(err) => {
-            dv.count_response(err.status.as_u16(), false, false);
-            return err.into_response();
-        }
-    };
-    request.extensions_mut().insert(Caller { user });
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    // crm.md §1.12: debugging headers; clients must not drive logic from them.
-    headers.insert(
-        "x-ms-ratelimit-burst-remaining-xrm-requests",
-        HeaderValue::from(permit.remaining_requests),
-    );
-    headers.insert(
-        "x-ms-ratelimit-time-remaining-xrm-requests",
-        HeaderValue::from(permit.remaining_execution_ms),
-    );
-    headers
-        .entry("OData-Version")
-        .or_insert(HeaderValue::from_static("4.0"));
-    drop(permit);
-    dv.count_response(response.status().as_u16(), true, false);
-    response
-}
-
-/// The `Prefer` header(s), split on commas outside quotes (crm.md §1.3).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Prefer {
-    /// `return=representation`.
-    pub representation: bool,
-    /// `odata.maxpagesize=N`.
-    pub max_page_size: Option<usize>,
-    /// `odata.include-annotations=…`.
-    pub annotations: Annotations,
-    /// `odata.track-changes`.
-    pub track_changes: bool,
-}
-
-impl Prefer {
-    fn parse(headers: &HeaderMap) -> Self {
-        let mut prefer = Prefer::default();
-        for value in headers.get_all("prefer") {
-            let Ok(text) = value.to_str() else { continue };
-            for item in split_outside_quotes(text) {
-                let (name, val) = match item.split_once('=') {
-                    Some((n, v)) => (n.trim(), v.trim()),
-                    None => (item.trim(), ""),
-                };
-                match name.to_ascii_lowercase().as_str() {
-                    "return" if val.eq_ignore_ascii_case("representation") => {
-                        prefer.representation = true
-                    }
-                    "odata.maxpagesize" => {
-                        prefer.max_page_size = val.parse().ok().filter(|n| *n > 0)
-                    }
-                    "odata.include-annotations" => {
-                        prefer.annotations = Annotations::from_preference(val)
-                    }
-                    "odata.track-changes" => prefer.track_changes = true,
-                    _ => {}
-                }
-            }
-        }
-        prefer
-    }
-}
-
-fn split_outside_quotes(text: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ',' if !quoted => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
-    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
 }
 
 /// One Web API request, read once.
@@ -700,39 +576,4 @@ fn clear_lookup(
         write::StateChangeBy::Patch,
     )?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefer_values_split_outside_quotes() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            "Prefer",
-            HeaderValue::from_static(
-                "return=representation, odata.include-annotations=\"OData.Community.Display.V1.FormattedValue,Microsoft.Dynamics.CRM.lookuplogicalname\"",
-            ),
-        );
-        headers.append(
-            "Prefer",
-            HeaderValue::from_static("odata.maxpagesize=25,odata.track-changes"),
-        );
-        let p = Prefer::parse(&headers);
-        assert!(p.representation);
-        assert_eq!(p.max_page_size, Some(25));
-        assert!(p.track_changes);
-        assert!(
-            p.annotations
-                .wants("Microsoft.Dynamics.CRM.lookuplogicalname")
-        );
-        assert!(
-            !p.annotations
-                .wants("Microsoft.Dynamics.CRM.associatednavigationproperty")
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert("Prefer", HeaderValue::from_static("odata.maxpagesize=0"));
-        assert_eq!(Prefer::parse(&headers).max_page_size, None);
-    }
 }

@@ -12,21 +12,168 @@
 //! | `GET /limits`, `PUT /limits` | service-protection limits |
 //! | `GET /clock`, `POST /clock/advance` `{"seconds":n}` | the environment's clock |
 //!
-//! Errors use the Web API's error body. Every operation is also a [`Dataverse`] method.
+//! Errors use the Web API's error body. Every operation is also a [`Dataverse`] method
+//! (below), for in-process tests and the demo.
 
-use super::Dataverse;
 use super::config::ServiceProtectionLimits;
 use super::error::DvError;
+use super::keys::Address;
+use super::{Counters, Dataverse, DataverseError, DataverseUsage, lock, store, write};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Control operations, as Rust methods.
+impl Dataverse {
+    /// Request counts, 429s and each user's use of the limits.
+    pub fn usage(&self) -> DataverseUsage {
+        let counters = lock(&self.inner.counters);
+        DataverseUsage {
+            requests_served: counters.served,
+            unauthorized: counters.unauthorized,
+            throttled: self.inner.protection.throttled(),
+            responses: counters.responses.clone(),
+            users: self.inner.protection.usage(),
+            limits: self.inner.protection.limits(),
+        }
+    }
+
+    /// Zeroes the counters and forgets the limits' history.
+    pub fn reset_usage(&self) {
+        *lock(&self.inner.counters) = Counters::default();
+        self.inner.protection.reset();
+    }
+
+    /// The service-protection limits in force.
+    pub fn limits(&self) -> ServiceProtectionLimits {
+        self.inner.protection.limits()
+    }
+
+    /// Changes the service-protection limits.
+    pub fn set_limits(&self, limits: ServiceProtectionLimits) -> Result<(), DataverseError> {
+        if limits.window.is_zero() {
+            return Err(DataverseError::Config(
+                "limits.window must be longer than zero".to_owned(),
+            ));
+        }
+        self.inner.protection.set_limits(limits);
+        Ok(())
+    }
+
+    /// Every record of an entity set as the Web API returns it, in primary-key order.
+    pub fn records(&self, entity_set: &str) -> Result<Vec<Value>, DvError> {
+        let table = self.table_for_set(entity_set)?;
+        let store = self.store();
+        Ok(store
+            .rows(&table.logical_name)
+            .map(|row| Value::Object(store::render(table, row)))
+            .collect())
+    }
+
+    /// The records of an entity set matching an OData `$filter`.
+    pub fn find(&self, entity_set: &str, filter: &str) -> Result<Vec<Value>, DvError> {
+        let expr =
+            crate::odata::parse_filter(filter).map_err(|e| DvError::bad_url(e.to_string()))?;
+        Ok(self
+            .records(entity_set)?
+            .into_iter()
+            .filter(|r| crate::odata::matches(&expr, r, &crate::odata::EvalOptions::DATAVERSE))
+            .collect())
+    }
+
+    /// One record as the Web API returns it.
+    pub fn record(&self, entity_set: &str, id: Uuid) -> Result<Value, DvError> {
+        let table = self.table_for_set(entity_set)?;
+        let store = self.store();
+        store
+            .get(&table.logical_name, &id)
+            .map(|row| Value::Object(store::render(table, row)))
+            .ok_or_else(|| DvError::not_found_id(&table.logical_name, &id))
+    }
+
+    fn user_ctx(&self) -> (Uuid, DateTime<Utc>) {
+        (self.inner.config.human_user.id, self.now())
+    }
+
+    /// Creates a record as the human user would in the app (same rules as the Web API);
+    /// `body` is a Web API payload (columns and `nav@odata.bind`).
+    pub fn create_as_user(&self, entity_set: &str, body: &Value) -> Result<Value, DvError> {
+        let table = self.table_for_set(entity_set)?;
+        let body = body
+            .as_object()
+            .ok_or_else(|| DvError::payload(entity_set, "The body is not a JSON object."))?;
+        let (user, now) = self.user_ctx();
+        let ctx = write::WriteCtx {
+            schema: &self.inner.schema,
+            now,
+            user,
+            base_currency: self.base_currency(),
+        };
+        let id = write::create(&ctx, &mut self.store(), table, body)?;
+        self.record(entity_set, id)
+    }
+
+    /// Edits a record as the human user (so `modifiedby` is a person and `modifiedon`
+    /// moves): the CRM-side edit the sync engine must notice.
+    pub fn edit_as_user(
+        &self,
+        entity_set: &str,
+        id: Uuid,
+        changes: &Value,
+    ) -> Result<Value, DvError> {
+        let table = self.table_for_set(entity_set)?;
+        let body = changes
+            .as_object()
+            .ok_or_else(|| DvError::payload(entity_set, "The body is not a JSON object."))?;
+        let (user, now) = self.user_ctx();
+        let ctx = write::WriteCtx {
+            schema: &self.inner.schema,
+            now,
+            user,
+            base_currency: self.base_currency(),
+        };
+        {
+            let mut store = self.store();
+            let parsed = write::parse_body(&self.inner.schema, &store, table, body, false)?;
+            write::update(
+                &ctx,
+                &mut store,
+                table,
+                &id,
+                &parsed,
+                write::StateChangeBy::Patch,
+            )?;
+        }
+        self.record(entity_set, id)
+    }
+
+    /// Deletes a record as the human user.
+    pub fn delete_as_user(&self, entity_set: &str, id: Uuid) -> Result<(), DvError> {
+        let table = self.table_for_set(entity_set)?;
+        let (user, now) = self.user_ctx();
+        let ctx = write::WriteCtx {
+            schema: &self.inner.schema,
+            now,
+            user,
+            base_currency: self.base_currency(),
+        };
+        write::delete(
+            &ctx,
+            &mut self.store(),
+            table,
+            &Address::Id(id),
+            &write::Preconditions::default(),
+        )
+    }
+}
 
 /// The control routes (to be nested at `/_emulator/dataverse`).
 pub(crate) fn router(dv: Dataverse) -> Router {

@@ -32,7 +32,7 @@ pub(crate) struct CollectionQuery {
     skiptoken: Option<String>,
     deltatoken: Option<String>,
     /// The options as received, minus the paging tokens, for the links.
-    carried: Vec<(String, String)>,
+    pub(crate) carried: Vec<(String, String)>,
 }
 
 /// Paging and tracking preferences (from `Prefer`) and the environment's limits.
@@ -132,7 +132,7 @@ impl CollectionQuery {
     }
 
     /// The `(select)` part of `@odata.context`.
-    fn context_projection(&self) -> String {
+    pub(crate) fn context_projection(&self) -> String {
         match &self.select {
             Some(s) => format!("({})", s.0.join(",")),
             None => String::new(),
@@ -234,7 +234,7 @@ pub(crate) struct Links<'a> {
 }
 
 impl Links<'_> {
-    fn link(&self, carried: &[(String, String)], extra: (&str, &str)) -> String {
+    pub(crate) fn link(&self, carried: &[(String, String)], extra: (&str, &str)) -> String {
         let mut parts: Vec<String> = carried
             .iter()
             .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
@@ -252,7 +252,7 @@ impl Links<'_> {
         )
     }
 
-    fn context(&self, projection: &str, suffix: &str) -> String {
+    pub(crate) fn context(&self, projection: &str, suffix: &str) -> String {
         format!(
             "{}$metadata#{}{projection}{suffix}",
             self.service_root, self.entity_set
@@ -328,7 +328,7 @@ pub(crate) fn run(
             }
         }
         if let Some(token) = &q.deltatoken {
-            return delta(env, table, q, token, settings);
+            return super::tracking::delta(env, table, q, token, settings);
         }
     }
     let cookie = match &q.skiptoken {
@@ -486,7 +486,7 @@ fn insert_path(map: &mut Map<String, Value>, name: &str, value: Value) {
 }
 
 /// `$select` (primary key always; money brings its currency, crm.md §1.7) then annotations.
-fn project(
+pub(crate) fn project(
     env: &QueryEnv<'_>,
     table: &Table,
     row: &Row,
@@ -523,57 +523,6 @@ pub(crate) fn select_columns(
                 || (money_selected && k == "_transactioncurrencyid_value")
         })
         .collect()
-}
-
-fn delta(
-    env: &QueryEnv<'_>,
-    table: &Table,
-    q: &CollectionQuery,
-    token: &str,
-    settings: &PageSettings,
-) -> Result<CollectionPage, DvError> {
-    let token = DeltaToken::decode(token)
-        .filter(|t| t.version <= env.store.version())
-        .ok_or_else(|| DvError::bad_url(format!("The delta token '{token}' is not valid.")))?;
-    let lifetime =
-        chrono::Duration::from_std(settings.token_lifetime).unwrap_or(chrono::Duration::MAX);
-    if env.now - token.issued > lifetime {
-        // crm.md §1.9: tokens expire (7 days by default); the live message is unconfirmed.
-        return Err(DvError::bad_url(
-            "The delta token has expired. Request the full data set again without a $deltatoken.",
-        ));
-    }
-    let mut changed: Vec<&Row> = env
-        .store
-        .rows(&table.logical_name)
-        .filter(|r| r.version > token.version)
-        .collect();
-    changed.sort_by_key(|r| r.version);
-    let mut values: Vec<Value> = changed
-        .iter()
-        .map(|row| Value::Object(project(env, table, row, q)))
-        .collect();
-    let deleted_context = format!(
-        "{}$metadata#{}/$deletedEntity",
-        env.links.service_root, env.links.entity_set
-    );
-    values.extend(env.store.deleted_since(&table.logical_name, token.version).map(|t| {
-        json!({"@odata.context": deleted_context, "id": t.id.to_string(), "reason": "deleted"})
-    }));
-    let next = DeltaToken {
-        version: env.store.version(),
-        issued: env.now,
-    };
-    let body = json!({
-        "@odata.context": env.links.context(&q.context_projection(), "/$delta"),
-        "value": values,
-        "@odata.deltaLink": env.links.link(&q.carried, ("$deltatoken", &next.encode())),
-    });
-    Ok(CollectionPage {
-        body,
-        applied_page_size: None,
-        tracking: true,
-    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! (validation, state changes, keys) live in [`super::write`].
 
 use super::error::DvError;
-use super::schema::{ColumnKind, Table};
+use super::schema::{ColumnKind, Schema, Table};
 use super::values::{format_datetime, guid_text};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -87,12 +87,21 @@ struct TableRows {
     keys: HashMap<String, HashMap<String, Uuid>>,
 }
 
+/// What a transaction changed, to put it back on rollback.
+#[derive(Debug, Default, Clone)]
+struct Journal {
+    /// (table, id, the row before the transaction first touched it).
+    before: Vec<(String, Uuid, Option<Row>)>,
+    tombstones: usize,
+}
+
 /// All records.
 #[derive(Debug, Default, Clone)]
 pub struct Store {
     tables: HashMap<String, TableRows>,
     version: u64,
     tombstones: Vec<Tombstone>,
+    journal: Option<Journal>,
 }
 
 /// Normalises key values for the index: strings compare case-insensitively, as
@@ -190,18 +199,76 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts or replaces a record and re-indexes its keys.
-    pub fn put(&mut self, table: &Table, row: Row) {
-        let rows = self.tables.entry(table.logical_name.clone()).or_default();
-        if let Some(old) = rows.rows.get(&row.id) {
-            for key in &table.keys {
-                if let Some(sig) = key_signature(table, &key.columns, old)
-                    && let Some(index) = rows.keys.get_mut(&key.name)
-                {
-                    index.remove(&sig);
+    /// Starts recording changes so [`Store::rollback`] can undo them (one at a time).
+    pub fn begin(&mut self) {
+        self.journal = Some(Journal {
+            before: Vec::new(),
+            tombstones: self.tombstones.len(),
+        });
+    }
+
+    /// Keeps the changes made since [`Store::begin`].
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change made since [`Store::begin`] (versions stay used).
+    pub fn rollback(&mut self, schema: &Schema) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for (name, id, before) in journal.before.into_iter().rev() {
+            let Some(table) = schema.by_logical_name(&name) else {
+                continue;
+            };
+            self.unindex(table, &id);
+            match before {
+                Some(row) => self.put(table, row),
+                None => {
+                    if let Some(rows) = self.tables.get_mut(&name) {
+                        rows.rows.remove(&id);
+                    }
                 }
             }
         }
+        self.tombstones.truncate(journal.tombstones);
+    }
+
+    fn remember(&mut self, table: &str, id: &Uuid) {
+        let seen = self
+            .journal
+            .as_ref()
+            .is_none_or(|j| j.before.iter().any(|(t, i, _)| t == table && i == id));
+        if seen {
+            return;
+        }
+        let before = self.get(table, id).cloned();
+        if let Some(journal) = &mut self.journal {
+            journal.before.push((table.to_owned(), *id, before));
+        }
+    }
+
+    fn unindex(&mut self, table: &Table, id: &Uuid) {
+        let Some(rows) = self.tables.get_mut(&table.logical_name) else {
+            return;
+        };
+        let Some(old) = rows.rows.get(id) else {
+            return;
+        };
+        for key in &table.keys {
+            if let Some(sig) = key_signature(table, &key.columns, old)
+                && let Some(index) = rows.keys.get_mut(&key.name)
+            {
+                index.remove(&sig);
+            }
+        }
+    }
+
+    /// Inserts or replaces a record and re-indexes its keys.
+    pub fn put(&mut self, table: &Table, row: Row) {
+        self.remember(&table.logical_name, &row.id);
+        self.unindex(table, &row.id);
+        let rows = self.tables.entry(table.logical_name.clone()).or_default();
         for key in &table.keys {
             if let Some(sig) = key_signature(table, &key.columns, &row) {
                 rows.keys
@@ -215,15 +282,10 @@ impl Store {
 
     /// Removes a record, leaving a tombstone; returns it.
     pub fn remove(&mut self, table: &Table, id: &Uuid, at: DateTime<Utc>) -> Option<Row> {
-        let rows = self.tables.get_mut(&table.logical_name)?;
-        let row = rows.rows.remove(id)?;
-        for key in &table.keys {
-            if let Some(sig) = key_signature(table, &key.columns, &row)
-                && let Some(index) = rows.keys.get_mut(&key.name)
-            {
-                index.remove(&sig);
-            }
-        }
+        self.get(&table.logical_name, id)?;
+        self.remember(&table.logical_name, id);
+        self.unindex(table, id);
+        let row = self.tables.get_mut(&table.logical_name)?.rows.remove(id)?;
         let version = self.next_version();
         self.tombstones.push(Tombstone {
             table: table.logical_name.clone(),
@@ -355,5 +417,45 @@ mod tests {
         );
         assert_eq!(store.deleted_since("lead", 100).count(), 1);
         assert_eq!(store.version(), 101);
+    }
+
+    #[test]
+    fn rollback_restores_rows_keys_and_tombstones() {
+        let schema = Schema::from_config(&DataverseConfig::default()).unwrap();
+        let lead = schema.by_logical_name("lead").unwrap();
+        let key = "msft_referralidentifierkey";
+        let mut store = Store::new(0);
+        store.put(lead, lead_row(1, Some("RF-1")));
+        store.put(lead, lead_row(2, Some("RF-2")));
+        store.begin();
+        store.put(lead, lead_row(1, Some("RF-1b")));
+        store.put(lead, lead_row(1, Some("RF-1c")));
+        store.put(lead, lead_row(3, Some("RF-3")));
+        store.remove(lead, &Uuid::from_u128(2), Utc::now());
+        store.rollback(&schema);
+        assert_eq!(store.count("lead"), 2);
+        assert_eq!(
+            store.find_by_key(lead, key, &lead_row(0, Some("RF-1"))),
+            Some(Uuid::from_u128(1))
+        );
+        assert_eq!(
+            store.find_by_key(lead, key, &lead_row(0, Some("RF-2"))),
+            Some(Uuid::from_u128(2))
+        );
+        assert_eq!(
+            store.find_by_key(lead, key, &lead_row(0, Some("RF-1c"))),
+            None
+        );
+        assert_eq!(
+            store.find_by_key(lead, key, &lead_row(0, Some("RF-3"))),
+            None
+        );
+        assert_eq!(store.deleted_since("lead", 0).count(), 0);
+        // Committed changes stay.
+        store.begin();
+        store.put(lead, lead_row(3, Some("RF-3")));
+        store.commit();
+        store.rollback(&schema);
+        assert_eq!(store.count("lead"), 3);
     }
 }
