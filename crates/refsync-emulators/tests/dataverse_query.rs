@@ -420,3 +420,42 @@ async fn initial_change_tracking_pages_and_ends_with_a_delta_link() {
         .collect();
     assert!(!during.is_empty(), "{}", r.text);
 }
+
+#[tokio::test]
+async fn expand_reads_single_valued_lookups_in_the_same_call() {
+    let env = start().await;
+    let account = env.create("accounts", &json!({"name": "Contoso"})).await;
+    let id = env
+        .create(
+            "opportunities",
+            &json!({"name": "Deal", "estimatedvalue": 10, "customerid_account@odata.bind": format!("/accounts({account})")}),
+        )
+        .await;
+    let r = env
+        .get(&format!(
+            "opportunities({id})?$select=name&$expand=transactioncurrencyid($select=isocurrencycode),parentaccountid"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["transactioncurrencyid"]["isocurrencycode"], "USD");
+    assert!(r.body["transactioncurrencyid"]["transactioncurrencyid"].is_string());
+    assert!(r.body["parentaccountid"].is_null());
+    let r = env
+        .get("opportunities?$select=name&$expand=customerid_account($select=name)")
+        .await;
+    assert_eq!(r.body["value"][0]["customerid_account"]["name"], "Contoso");
+    // Unknown navigation properties and change tracking are refused.
+    assert_eq!(env.get("opportunities?$expand=nosuch").await.status, 400);
+    let r = env
+        .send(
+            Method::GET,
+            "opportunities?$expand=parentaccountid",
+            &[("Prefer", "odata.track-changes")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.message(),
+        "The \"$expand\" query parameter isn't supported when Change Tracking is enabled."
+    );
+}

@@ -5,6 +5,7 @@
 //! and shape the response (`OData-EntityId`, `ETag`, `Preference-Applied`).
 
 use super::error::DvError;
+use super::expand::Expand;
 use super::keys::{self, Address};
 use super::prefer::Prefer;
 use super::query::{self, CollectionQuery, Links, PageSettings, QueryEnv};
@@ -43,7 +44,15 @@ pub(crate) fn router(dv: Dataverse) -> Router {
     dv.faults()
         .layer(api)
         .layer(middleware::from_fn_with_state(dv, super::guard::guard))
-        .fallback(|| async { DvError::segment_not_found("").into_response() })
+        .fallback(|uri: axum::http::Uri| async move {
+            let first = uri
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            DvError::segment_not_found(first).into_response()
+        })
 }
 
 /// One Web API request, read once.
@@ -100,6 +109,16 @@ impl Req<'_> {
         }
     }
 
+    /// `$expand` (single-valued navigation properties; ignored on PATCH, crm.md §1.5).
+    fn expand(&self, table: &Table) -> Result<Expand, DvError> {
+        match self.query.iter().find(|(k, _)| k == "$expand") {
+            Some((_, text)) if self.method != Method::PATCH => {
+                Expand::parse(self.dv.schema(), table, text)
+            }
+            _ => Ok(Expand::default()),
+        }
+    }
+
     fn select(&self, table: &Table) -> Result<Option<Select>, DvError> {
         let Some((_, text)) = self.query.iter().find(|(k, _)| k == "$select") else {
             return Ok(None);
@@ -124,7 +143,9 @@ impl Req<'_> {
         let row = store
             .get(&table.logical_name, id)
             .ok_or_else(|| DvError::not_found_id(&table.logical_name, id))?;
-        let selected = query::select_columns(table, render(table, row), select);
+        let mut selected = query::select_columns(table, render(table, row), select);
+        self.expand(table)?
+            .apply(self.dv.schema(), &store, table, row, &mut selected);
         let annotated = super::annotations::annotate(
             self.dv.schema(),
             &store,
@@ -337,7 +358,7 @@ fn resolve_existing(req: &Req<'_>, table: &Table, address: &Address) -> Result<U
 }
 
 fn collection(req: &Req<'_>, table: &Table) -> Result<Response, DvError> {
-    let q = CollectionQuery::parse(table, &req.query)?;
+    let q = CollectionQuery::parse(req.dv.schema(), table, &req.query)?;
     let config = req.dv.config();
     let settings = PageSettings {
         max_page_size_pref: req.prefer.max_page_size,
@@ -383,15 +404,18 @@ fn collection(req: &Req<'_>, table: &Table) -> Result<Response, DvError> {
 
 fn read_one(req: &Req<'_>, table: &Table, address: &Address) -> Result<Response, DvError> {
     let select = req.select(table)?;
+    let expanded = !req.expand(table)?.is_empty();
     let id = resolve_existing(req, table, address)?;
     let (body, tag) = req.entity_body(table, &id, select.as_ref())?;
-    // crm.md §1.6: If-None-Match with the current version → 304 (never with annotations).
+    // crm.md §1.6: If-None-Match with the current version → 304 (never with
+    // annotations or $expand).
     let if_none_match = req
         .headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
     if let Some(wanted) = if_none_match
         && !req.prefer.annotations.requested()
+        && !expanded
         && (wanted.trim() == "*" || wanted.split(',').any(|t| t.trim() == tag))
     {
         return Ok(with_header(

@@ -32,6 +32,7 @@ pub mod config;
 mod control;
 mod customization;
 pub mod error;
+mod expand;
 mod guard;
 mod keys;
 mod paging;

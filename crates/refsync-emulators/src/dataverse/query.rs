@@ -11,6 +11,7 @@
 
 use super::annotations::{self, Annotations};
 use super::error::DvError;
+use super::expand::Expand;
 use super::paging::{DeltaToken, PagingCookie, QUERY_VALUE};
 use super::schema::{ColumnKind, Schema, Table};
 use super::store::{Row, Store, render};
@@ -31,6 +32,7 @@ pub(crate) struct CollectionQuery {
     count: bool,
     skiptoken: Option<String>,
     deltatoken: Option<String>,
+    expand: Expand,
     /// The options as received, minus the paging tokens, for the links.
     pub(crate) carried: Vec<(String, String)>,
 }
@@ -65,7 +67,11 @@ pub(crate) struct CollectionPage {
 
 impl CollectionQuery {
     /// Reads the query options; `$skip` and options this emulator lacks are 400s.
-    pub fn parse(table: &Table, pairs: &[(String, String)]) -> Result<Self, DvError> {
+    pub fn parse(
+        schema: &Schema,
+        table: &Table,
+        pairs: &[(String, String)],
+    ) -> Result<Self, DvError> {
         let mut q = CollectionQuery::default();
         for (key, value) in pairs {
             let odata = |e: crate::odata::ODataError| DvError::bad_url(e.to_string());
@@ -93,7 +99,8 @@ impl CollectionQuery {
                         "The query parameter $skip is not supported. Use the @odata.nextLink paging link instead.",
                     ));
                 }
-                "$expand" | "$apply" | "$search" | "$compute" => {
+                "$expand" => q.expand = Expand::parse(schema, table, value)?,
+                "$apply" | "$search" | "$compute" => {
                     return Err(DvError::not_implemented(&format!("The {key} query option")));
                 }
                 "$format" => {}
@@ -320,6 +327,7 @@ pub(crate) fn run(
             ("filter", q.filter.is_some()),
             ("orderby", q.orderby.is_some()),
             ("top", q.top.is_some()),
+            ("expand", !q.expand.is_empty()),
         ] {
             if present {
                 return Err(DvError::bad_url(format!(
@@ -493,7 +501,9 @@ pub(crate) fn project(
     q: &CollectionQuery,
 ) -> Map<String, Value> {
     let rendered = render(table, row);
-    let selected = select_columns(table, rendered, q.select.as_ref());
+    let mut selected = select_columns(table, rendered, q.select.as_ref());
+    q.expand
+        .apply(env.schema, env.store, table, row, &mut selected);
     annotations::annotate(env.schema, env.store, table, row, selected, env.annotations)
 }
 
@@ -542,24 +552,43 @@ mod tests {
         let lead = schema.by_logical_name("lead").unwrap();
         assert!(
             CollectionQuery::parse(
+                &schema,
                 lead,
                 &pairs(&[("$select", "subject,_parentaccountid_value")])
             )
             .is_ok()
         );
-        let err = CollectionQuery::parse(lead, &pairs(&[("$select", "subject,parentaccountid")]))
-            .unwrap_err();
+        let err = CollectionQuery::parse(
+            &schema,
+            lead,
+            &pairs(&[("$select", "subject,parentaccountid")]),
+        )
+        .unwrap_err();
         assert!(err.message.contains("'parentaccountid'"), "{}", err.message);
-        assert!(CollectionQuery::parse(lead, &pairs(&[("$filter", "nosuch eq 1")])).is_err());
         assert!(
-            CollectionQuery::parse(lead, &pairs(&[("$filter", "parentaccountid/name eq 'x'")]))
+            CollectionQuery::parse(&schema, lead, &pairs(&[("$filter", "nosuch eq 1")])).is_err()
+        );
+        assert!(
+            CollectionQuery::parse(
+                &schema,
+                lead,
+                &pairs(&[("$filter", "parentaccountid/name eq 'x'")])
+            )
+            .is_ok()
+        );
+        assert!(
+            CollectionQuery::parse(&schema, lead, &pairs(&[("$orderby", "nosuch desc")])).is_err()
+        );
+        let err = CollectionQuery::parse(&schema, lead, &pairs(&[("$skip", "10")])).unwrap_err();
+        assert!(err.message.contains("$skip"));
+        let err = CollectionQuery::parse(&schema, lead, &pairs(&[("$expand", "x")])).unwrap_err();
+        assert!(err.message.contains("'x'"), "{}", err.message);
+        assert!(
+            CollectionQuery::parse(&schema, lead, &pairs(&[("$expand", "parentaccountid")]))
                 .is_ok()
         );
-        assert!(CollectionQuery::parse(lead, &pairs(&[("$orderby", "nosuch desc")])).is_err());
-        let err = CollectionQuery::parse(lead, &pairs(&[("$skip", "10")])).unwrap_err();
-        assert!(err.message.contains("$skip"));
         assert_eq!(
-            CollectionQuery::parse(lead, &pairs(&[("$expand", "x")]))
+            CollectionQuery::parse(&schema, lead, &pairs(&[("$apply", "x")]))
                 .unwrap_err()
                 .status
                 .as_u16(),
