@@ -143,7 +143,7 @@ impl Req<'_> {
         let row = store
             .get(&table.logical_name, id)
             .ok_or_else(|| DvError::not_found_id(&table.logical_name, id))?;
-        let mut selected = query::select_columns(table, render(table, row), select);
+        let mut selected = query::selected(table, row, select);
         self.expand(table)?
             .apply(self.dv.schema(), &store, table, row, &mut selected);
         let annotated = super::annotations::annotate(

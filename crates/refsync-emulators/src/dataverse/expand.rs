@@ -6,9 +6,9 @@
 //! implemented (501); `$expand` with change tracking is refused as Dataverse does (crm.md §1.9).
 
 use super::error::DvError;
-use super::query::select_columns;
+use super::query::selected;
 use super::schema::{Schema, Table};
-use super::store::{Row, Store, render};
+use super::store::{Row, Store};
 use crate::odata::Select;
 use serde_json::{Map, Value};
 
@@ -117,11 +117,7 @@ impl Expand {
                 })
                 .and_then(|(t, id)| Some((schema.by_logical_name(&t)?, store.get(&t, &id)?)))
                 .map(|(target, related)| {
-                    Value::Object(select_columns(
-                        target,
-                        render(target, related),
-                        item.select.as_ref(),
-                    ))
+                    Value::Object(selected(target, related, item.select.as_ref()))
                 })
                 .unwrap_or(Value::Null);
             out.insert(item.nav.clone(), related);

@@ -14,7 +14,7 @@ use super::error::DvError;
 use super::expand::Expand;
 use super::paging::{DeltaToken, PagingCookie, QUERY_VALUE};
 use super::schema::{ColumnKind, Schema, Table};
-use super::store::{Row, Store, render};
+use super::store::{Row, Store, etag, render, render_only};
 use crate::odata::{EvalOptions, Expr, OrderBy, Select, matches, parse_filter, parse_top};
 use chrono::{DateTime, Utc};
 use percent_encoding::utf8_percent_encode;
@@ -177,6 +177,34 @@ fn check_filter(table: &Table, expr: &Expr) -> Result<(), DvError> {
     }
 }
 
+/// The top-level properties a filter or order reads (the only ones rendered for
+/// matching and sorting; the page's rows are rendered in full afterwards).
+fn referenced(expr: Option<&Expr>, order: Option<&OrderBy>) -> Vec<String> {
+    fn walk(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::Path(p) => out.extend(p.first().cloned()),
+            Expr::In { property, .. } => out.push(property.clone()),
+            Expr::Compare { left, right, .. } | Expr::And(left, right) | Expr::Or(left, right) => {
+                walk(left, out);
+                walk(right, out);
+            }
+            Expr::Not(e) => walk(e, out),
+            Expr::Call { args, .. } => args.iter().for_each(|a| walk(a, out)),
+            Expr::Literal(_) | Expr::Lambda { .. } => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(e) = expr {
+        walk(e, &mut out);
+    }
+    if let Some(o) = order {
+        out.extend(o.0.iter().filter_map(|k| k.path.first().cloned()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Navigation properties a filter or order reads through.
 fn navigations(expr: Option<&Expr>, order: Option<&OrderBy>) -> Vec<String> {
     fn walk(e: &Expr, out: &mut Vec<String>) {
@@ -284,14 +312,13 @@ fn compare_rows(a: &Value, b: &Value, q: &CollectionQuery, table: &Table) -> Ord
         .orderby
         .as_ref()
         .map_or(Ordering::Equal, |o| o.compare(a, b, &opts));
-    by_order.then_with(|| {
-        let pk = |v: &Value| {
-            v.get(&table.primary_id)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        pk(a).cmp(&pk(b))
-    })
+    by_order.then_with(|| primary_key(a, table).cmp(primary_key(b, table)))
+}
+
+fn primary_key<'v>(row: &'v Value, table: &Table) -> &'v str {
+    row.get(&table.primary_id)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Everything a collection request needs from the environment.
@@ -347,13 +374,15 @@ pub(crate) fn run(
         None => None,
     };
     let navs = navigations(q.filter.as_ref(), q.orderby.as_ref());
+    let mut columns = referenced(q.filter.as_ref(), q.orderby.as_ref());
+    columns.push(table.primary_id.clone());
     let opts = EvalOptions::DATAVERSE;
     let mut matched: Vec<(Value, &Row)> = env
         .store
         .rows(&table.logical_name)
         .filter_map(|row| {
-            let rendered =
-                with_navigations(env.schema, env.store, table, row, render(table, row), &navs);
+            let partial = render_only(table, row, &columns);
+            let rendered = with_navigations(env.schema, env.store, table, row, partial, &navs);
             let value = Value::Object(rendered);
             q.filter
                 .as_ref()
@@ -500,39 +529,33 @@ pub(crate) fn project(
     row: &Row,
     q: &CollectionQuery,
 ) -> Map<String, Value> {
-    let rendered = render(table, row);
-    let mut selected = select_columns(table, rendered, q.select.as_ref());
-    q.expand
-        .apply(env.schema, env.store, table, row, &mut selected);
-    annotations::annotate(env.schema, env.store, table, row, selected, env.annotations)
+    let mut out = selected(table, row, q.select.as_ref());
+    q.expand.apply(env.schema, env.store, table, row, &mut out);
+    annotations::annotate(env.schema, env.store, table, row, out, env.annotations)
 }
 
-/// Keeps the selected columns of a rendered record (all without `$select`).
-pub(crate) fn select_columns(
-    table: &Table,
-    rendered: Map<String, Value>,
-    select: Option<&Select>,
-) -> Map<String, Value> {
-    let Some(select) = select else {
-        return rendered;
+/// A record with its selected columns only (every column without `$select`): the
+/// ETag, the primary key (always, crm.md §1.7), the selected columns in `$select`
+/// order, and the currency when a money column is selected.
+pub(crate) fn selected(table: &Table, row: &Row, select: Option<&Select>) -> Map<String, Value> {
+    let Some(select) = select.filter(|s| !s.0.iter().any(|n| n == "*")) else {
+        return render(table, row);
     };
-    if select.0.iter().any(|s| s == "*") {
-        return rendered;
-    }
     let money_selected = select.0.iter().any(|name| {
         table
             .column_by_wire_name(name)
             .is_some_and(|c| matches!(c.kind, ColumnKind::Money { .. }))
     });
-    rendered
-        .into_iter()
-        .filter(|(k, _)| {
-            k == "@odata.etag"
-                || *k == table.primary_id
-                || select.0.iter().any(|s| s == k)
-                || (money_selected && k == "_transactioncurrencyid_value")
-        })
-        .collect()
+    let mut names = Vec::with_capacity(select.0.len() + 2);
+    names.push(table.primary_id.clone());
+    names.extend(select.0.iter().filter(|n| **n != table.primary_id).cloned());
+    if money_selected && !names.iter().any(|n| n == "_transactioncurrencyid_value") {
+        names.push("_transactioncurrencyid_value".to_owned());
+    }
+    let mut out = Map::with_capacity(names.len() + 1);
+    out.insert("@odata.etag".to_owned(), Value::String(etag(row.version)));
+    out.extend(render_only(table, row, &names));
+    out
 }
 
 #[cfg(test)]

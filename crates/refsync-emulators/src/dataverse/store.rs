@@ -343,6 +343,22 @@ pub(crate) fn render(table: &Table, row: &Row) -> Map<String, Value> {
     out
 }
 
+/// Only the named wire properties of a record (for matching and sorting many rows cheaply).
+pub(crate) fn render_only(table: &Table, row: &Row, wire_names: &[String]) -> Map<String, Value> {
+    let mut out = Map::with_capacity(wire_names.len());
+    for name in wire_names {
+        let Some(column) = table.column_by_wire_name(name) else {
+            continue;
+        };
+        let value = match column.kind {
+            ColumnKind::Version => Value::from(row.version),
+            _ => row.get(&column.name).clone(),
+        };
+        out.insert(name.clone(), value);
+    }
+    out
+}
+
 /// The weak ETag of a version: `W/"<n>"` (crm.md §1.5).
 pub(crate) fn etag(version: u64) -> String {
     format!("W/\"{version}\"")
