@@ -5,8 +5,29 @@
 //!
 //! [`DataverseConfig::default`] is the demo environment `https://contoso.crm.dynamics.com`
 //! with the co-sell connector's custom columns (`msft_*`) on lead and opportunity.
-//! The type deserializes from TOML/JSON with every field optional.
+//! The type deserializes from TOML/JSON with every field optional, for example:
+//!
+//! ```toml
+//! org_url = "https://fabrikam.crm4.dynamics.com"
+//! opportunity_close = "actions_or_patch"   # crm.md §1.4: unconfirmed either way
+//!
+//! [limits]                 # crm.md §1.12 defaults: 6000 / 5m, 20m execution, 52 at once
+//! requests_per_window = 100
+//! window = "10s"
+//! concurrent_requests = 4
+//!
+//! [cosell]                 # the connector's columns; their names are unconfirmed
+//! sync = "new_syncwithpartnercenter"
+//!
+//! [[custom_columns]]       # added to the co-sell columns
+//! table = "opportunity"
+//! name = "new_partnertier"
+//! label = "Partner Tier"
+//! type = "choice"
+//! options = [{ value = 100000000, label = "Gold" }, { value = 100000001, label = "Silver" }]
+//! ```
 
+pub use super::cosell::{COSELL_OPTION_VALUE_PREFIX, CosellColumns, HELP_LABELS, cosell_columns};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -43,9 +64,12 @@ pub struct DataverseConfig {
     pub max_page_size: usize,
     /// `@odata.count` is capped here (crm.md §1.8: 5000).
     pub count_cap: usize,
-    /// Columns a CRM admin added (defaults: the co-sell connector's, partner-center.md §4.2).
+    /// The co-sell connector's columns on lead and opportunity (partner-center.md §4.2),
+    /// with the referral identifier as an alternate key; names configurable.
+    pub cosell: CosellColumns,
+    /// More columns a CRM admin added (none by default).
     pub custom_columns: Vec<CustomColumn>,
-    /// Alternate keys (defaults: the referral identifier on lead and opportunity, crm.md §1.13).
+    /// More alternate keys (none by default).
     pub alternate_keys: Vec<AlternateKeyConfig>,
     /// Transaction currencies present at start; the first is the base currency.
     pub currencies: Vec<CurrencyConfig>,
@@ -85,8 +109,9 @@ impl Default for DataverseConfig {
             default_page_size: 5000,
             max_page_size: 5000,
             count_cap: 5000,
-            custom_columns: CustomColumn::cosell_defaults(COSELL_OPTION_VALUE_PREFIX),
-            alternate_keys: AlternateKeyConfig::cosell_defaults(),
+            cosell: CosellColumns::default(),
+            custom_columns: Vec::new(),
+            alternate_keys: Vec::new(),
             currencies: CurrencyConfig::defaults(),
             opportunity_close: OpportunityClose::default(),
             enforce_application_required: true,
@@ -177,11 +202,6 @@ pub enum OpportunityClose {
     ActionsOrPatch,
 }
 
-/// The option-value prefix of the co-sell solution's publisher: choice values
-/// 299600000… (the observed `msft_coselltype` value 299600000, partner-center.md §4.2;
-/// **unconfirmed** for "How can Microsoft help?").
-pub const COSELL_OPTION_VALUE_PREFIX: u32 = 29960;
-
 /// A column added to a table, as a CRM admin would add it (crm.md §1.13).
 // No `deny_unknown_fields` here: serde does not support it together with `flatten`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,105 +270,15 @@ pub struct ChoiceOption {
     pub label: String,
 }
 
-/// The labels of "How can Microsoft help?" in option order (partner-center.md §4.2).
-pub const HELP_LABELS: [&str; 6] = [
-    "Workload specific value proposition",
-    "Customer technical architecture",
-    "Proof of concept or demo",
-    "Quotes or licensing",
-    "Post sales customer success",
-    "General or other",
-];
-
-/// Logical names of the co-sell connector's columns (partner-center.md §4.2; the
-/// label→name pairing is **unconfirmed** there, and so configurable here).
-pub mod cosell_columns {
-    /// Referral Identifier (text, the alternate key).
-    pub const REFERRAL_IDENTIFIER: &str = "msft_microsoftpartnercenterreferralidentifier";
-    /// Sync with Partner Center (boolean, default No).
-    pub const SYNC: &str = "msft_microsoftpartnercenterreferralsync";
-    /// Referral Link (text/URL).
-    pub const REFERRAL_LINK: &str = "msft_microsoftpartnercenterreferrallink";
-    /// Audit (memo).
-    pub const AUDIT: &str = "msft_microsoftpartnercenterreferralsyncaudit";
-    /// How can Microsoft help? (choice).
-    pub const HELP: &str = "msft_microsoftpartnercenterhelp";
-    /// Microsoft CRM Identifier (text).
-    pub const CRM_IDENTIFIER: &str = "msft_microsoftcrmidentifier";
-}
-
 impl CustomColumn {
-    fn new(table: &str, name: &str, label: &str, kind: CustomColumnKind) -> Self {
+    /// A column of `kind` named `name` on `table`.
+    pub fn new(table: &str, name: &str, label: &str, kind: CustomColumnKind) -> Self {
         Self {
             table: table.to_owned(),
             name: name.to_owned(),
             label: label.to_owned(),
             kind,
         }
-    }
-
-    /// The co-sell connector's columns on lead and opportunity, with "How can
-    /// Microsoft help?" numbered from `option_value_prefix` (`29960` → 299600000…).
-    pub fn cosell_defaults(option_value_prefix: u32) -> Vec<Self> {
-        use cosell_columns::*;
-        let base = i64::from(option_value_prefix) * 10_000;
-        let options: Vec<ChoiceOption> = HELP_LABELS
-            .iter()
-            .enumerate()
-            .filter_map(|(i, label)| {
-                let value = i32::try_from(base + i64::try_from(i).ok()?).ok()?;
-                Some(ChoiceOption {
-                    value,
-                    label: (*label).to_owned(),
-                })
-            })
-            .collect();
-        let mut columns = Vec::new();
-        for table in ["lead", "opportunity"] {
-            columns.extend([
-                Self::new(
-                    table,
-                    REFERRAL_IDENTIFIER,
-                    "Referral Identifier",
-                    CustomColumnKind::Text { max_length: 100 },
-                ),
-                Self::new(
-                    table,
-                    SYNC,
-                    "Sync with Partner Center",
-                    CustomColumnKind::Boolean { default: false },
-                ),
-                Self::new(
-                    table,
-                    REFERRAL_LINK,
-                    "Referral Link",
-                    CustomColumnKind::Text { max_length: 500 },
-                ),
-                Self::new(
-                    table,
-                    AUDIT,
-                    "Audit",
-                    CustomColumnKind::Memo {
-                        max_length: 100_000,
-                    },
-                ),
-                Self::new(
-                    table,
-                    HELP,
-                    "How can Microsoft help?",
-                    CustomColumnKind::Choice {
-                        options: options.clone(),
-                    },
-                ),
-                Self::new(
-                    table,
-                    CRM_IDENTIFIER,
-                    "Microsoft CRM Identifier",
-                    CustomColumnKind::Text { max_length: 100 },
-                ),
-            ]);
-        }
-        columns
     }
 }
 
@@ -362,20 +292,6 @@ pub struct AlternateKeyConfig {
     pub name: String,
     /// Key columns (1–16; text, whole number, decimal, date, lookup or choice).
     pub columns: Vec<String>,
-}
-
-impl AlternateKeyConfig {
-    /// The referral identifier as a key on lead and opportunity (crm.md §1.13's suggestion).
-    pub fn cosell_defaults() -> Vec<Self> {
-        ["lead", "opportunity"]
-            .into_iter()
-            .map(|table| Self {
-                table: table.to_owned(),
-                name: "msft_referralidentifierkey".to_owned(),
-                columns: vec![cosell_columns::REFERRAL_IDENTIFIER.to_owned()],
-            })
-            .collect()
-    }
 }
 
 /// A transaction currency present at start.
@@ -502,24 +418,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn help_choice_values_follow_the_option_value_prefix() {
-        let columns = CustomColumn::cosell_defaults(29960);
-        let help = columns
-            .iter()
-            .find(|c| c.table == "lead" && c.name == cosell_columns::HELP)
-            .unwrap();
-        let CustomColumnKind::Choice { options } = &help.kind else {
-            panic!("help is a choice");
-        };
-        let values: Vec<i32> = options.iter().map(|o| o.value).collect();
+    fn the_documented_example_reads() {
+        let doc = include_str!("config.rs");
+        let start = doc.find("//! ```toml").unwrap();
+        let end = start + doc[start..].find("//! ```\n").unwrap();
+        let example: String = doc[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: DataverseConfig = toml::from_str(&example).unwrap();
+        assert_eq!(c.opportunity_close, OpportunityClose::ActionsOrPatch);
+        assert_eq!(c.limits.window, Duration::from_secs(10));
         assert_eq!(
-            values,
-            vec![
-                299600000, 299600001, 299600002, 299600003, 299600004, 299600005
-            ]
+            c.limits.execution_time_per_window,
+            Duration::from_secs(1200)
         );
-        assert_eq!(options[5].label, "General or other");
-        assert_eq!(columns.len(), 12);
+        assert!(matches!(
+            c.custom_columns[0].kind,
+            CustomColumnKind::Choice { .. }
+        ));
+        let schema = crate::dataverse::schema::Schema::from_config(&c).unwrap();
+        let lead = schema.by_logical_name("lead").unwrap();
+        assert!(lead.column("new_syncwithpartnercenter").is_some());
+        assert!(lead.column(cosell_columns::SYNC).is_none());
+        assert!(lead.column(cosell_columns::REFERRAL_IDENTIFIER).is_some());
+        let opp = schema.by_logical_name("opportunity").unwrap();
+        assert!(opp.column("new_partnertier").is_some());
     }
 
     #[test]

@@ -214,6 +214,7 @@ async fn summary(State(dv): State<Dataverse>) -> Json<Value> {
             .collect()
     };
     Json(json!({
+        "org_name": dv.config().org_name,
         "org_url": dv.org_url(),
         "scope": dv.scope(),
         "api_versions": dv.config().api_versions,

@@ -30,6 +30,7 @@ mod api;
 pub mod clock;
 pub mod config;
 mod control;
+mod cosell;
 mod customization;
 pub mod error;
 mod expand;
@@ -49,8 +50,9 @@ mod write;
 
 pub use clock::Clock;
 pub use config::{
-    AlternateKeyConfig, ChoiceOption, CurrencyConfig, CustomColumn, CustomColumnKind,
-    DataverseConfig, HumanUser, OpportunityClose, ServiceProtectionLimits, cosell_columns,
+    AlternateKeyConfig, ChoiceOption, CosellColumns, CurrencyConfig, CustomColumn,
+    CustomColumnKind, DataverseConfig, HumanUser, OpportunityClose, ServiceProtectionLimits,
+    cosell_columns,
 };
 pub use error::DvError;
 pub use protection::{Measure, UserUsage};

@@ -397,7 +397,7 @@ pub(crate) fn run(
         Some(n) => n.clamp(1, settings.max_page_size),
         None => settings.default_page_size,
     };
-    let page_number = cookie.as_ref().map_or(1, |c| c.page_number);
+    let page_number = cookie.as_ref().map_or(1, |c| c.page_number.max(1));
     // crm.md §1.8: with a preferred page size, $top is ignored.
     let top = if settings.max_page_size_pref.is_some() {
         None
@@ -473,7 +473,7 @@ pub(crate) fn run(
     if more && let Some((last, _)) = page.last() {
         let keys = sort_key_names(table, q);
         let cookie = PagingCookie {
-            page_number: page_number + 1,
+            page_number: page_number.saturating_add(1),
             last: keys
                 .iter()
                 .map(|path| {

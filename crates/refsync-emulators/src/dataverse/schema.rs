@@ -409,10 +409,10 @@ impl Schema {
     /// The standard tables plus the configured custom columns and keys.
     pub fn from_config(config: &DataverseConfig) -> Result<Self, SchemaError> {
         let mut list = tables::standard(config.opportunity_close == OpportunityClose::ActionsOnly);
-        for custom in &config.custom_columns {
+        for custom in config.cosell.columns().iter().chain(&config.custom_columns) {
             add_custom_column(&mut list, custom)?;
         }
-        for key in &config.alternate_keys {
+        for key in config.cosell.keys().iter().chain(&config.alternate_keys) {
             add_key(&mut list, key)?;
         }
         for table in &mut list {
