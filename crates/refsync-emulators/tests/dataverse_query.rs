@@ -244,6 +244,7 @@ async fn page_size_limits_and_top_with_maxpagesize() {
     let config = DataverseConfig {
         default_page_size: 7,
         max_page_size: 20,
+        count_cap: 25,
         ..DataverseConfig::default()
     };
     let env = start_with(config).await;
@@ -284,6 +285,24 @@ async fn page_size_limits_and_top_with_maxpagesize() {
     let next = env.get(r.body["@odata.nextLink"].as_str().unwrap()).await;
     assert_eq!(subjects(&next.body), ["Lead 22", "Lead 21", "Lead 20"]);
     assert!(next.body.get("@odata.nextLink").is_none());
+    // @odata.count is capped (5000 by default, crm.md §1.8); the annotation says so.
+    let r = env
+        .send(
+            Method::GET,
+            "leads?$select=subject&$count=true",
+            &[(
+                "Prefer",
+                "odata.include-annotations=\"Microsoft.Dynamics.CRM.*\"",
+            )],
+            None,
+        )
+        .await;
+    assert_eq!(r.body["@odata.count"], 25);
+    assert_eq!(r.body["@Microsoft.Dynamics.CRM.totalrecordcount"], 25);
+    assert_eq!(
+        r.body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"],
+        true
+    );
     // A tampered cookie is refused.
     let r = env
         .get("leads?$skiptoken=%3Ccookie%20pagenumber%3D%222%22%20/%3E")

@@ -271,6 +271,8 @@ impl Dataverse {
 
     /// The Web API, the control API and the fault routes, with bearer validation,
     /// service protection and fault injection (no Entra routes; see [`DataverseEmulator`]).
+    /// Serve it on a listener of its own: `/_emulator/faults` would collide with another
+    /// emulator's fault routes on a shared one.
     pub fn router(&self) -> Router {
         api::router(self.clone())
             .nest("/_emulator/dataverse", control::router(self.clone()))

@@ -1,7 +1,7 @@
 //! Table metadata: entity sets, primary keys and names, column types and limits,
 //! lookups and their navigation properties, state/status tables and alternate keys
-//! (crm.md §1.4, §1.6, §1.13). The standard tables are in [`super::tables`]; custom
-//! columns and keys from the configuration are added here and validated once.
+//! (crm.md §1.4, §1.6, §1.13). The standard tables are in `tables.rs`; custom
+//! columns and keys from the configuration are added by `customization.rs`.
 
 use super::config::{DataverseConfig, OpportunityClose};
 use super::customization::{add_custom_column, add_key};
