@@ -251,10 +251,13 @@ impl Dataverse {
             attrs.insert("currencyprecision".to_owned(), json!(2));
             attrs.insert("statecode".to_owned(), json!(0));
             attrs.insert("statuscode".to_owned(), json!(1));
-            attrs.insert("createdon".to_owned(), json!(values::format_datetime(&now)));
+            attrs.insert(
+                "createdon".to_owned(),
+                json!(values::format_timestamp(&now)),
+            );
             attrs.insert(
                 "modifiedon".to_owned(),
-                json!(values::format_datetime(&now)),
+                json!(values::format_timestamp(&now)),
             );
             let version = store.next_version();
             store.put(
@@ -440,10 +443,13 @@ fn put_system_user(
         json!(app.as_ref().map(|a| a.1.clone())),
     );
     attrs.insert("isdisabled".to_owned(), json!(false));
-    attrs.insert("createdon".to_owned(), json!(values::format_datetime(&now)));
+    attrs.insert(
+        "createdon".to_owned(),
+        json!(values::format_timestamp(&now)),
+    );
     attrs.insert(
         "modifiedon".to_owned(),
-        json!(values::format_datetime(&now)),
+        json!(values::format_timestamp(&now)),
     );
     let version = store.next_version();
     store.put(

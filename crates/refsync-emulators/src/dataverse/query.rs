@@ -381,7 +381,7 @@ pub(crate) fn run(
         .store
         .rows(&table.logical_name)
         .filter_map(|row| {
-            let partial = render_only(table, row, &columns);
+            let partial = render_only(table, row, &columns, true);
             let rendered = with_navigations(env.schema, env.store, table, row, partial, &navs);
             let value = Value::Object(rendered);
             q.filter
@@ -554,7 +554,7 @@ pub(crate) fn selected(table: &Table, row: &Row, select: Option<&Select>) -> Map
     }
     let mut out = Map::with_capacity(names.len() + 1);
     out.insert("@odata.etag".to_owned(), Value::String(etag(row.version)));
-    out.extend(render_only(table, row, &names));
+    out.extend(render_only(table, row, &names, false));
     out
 }
 

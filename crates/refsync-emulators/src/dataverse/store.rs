@@ -6,8 +6,8 @@
 //! (validation, state changes, keys) live in [`super::write`].
 
 use super::error::DvError;
-use super::schema::{ColumnKind, Schema, Table};
-use super::values::{format_datetime, guid_text};
+use super::schema::{Column, ColumnKind, Schema, Table};
+use super::values::{format_timestamp, guid_text, output_datetime};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -334,25 +334,36 @@ pub(crate) fn render(table: &Table, row: &Row) -> Map<String, Value> {
     let mut out = Map::with_capacity(table.columns.len() + 1);
     out.insert("@odata.etag".to_owned(), Value::String(etag(row.version)));
     for column in &table.columns {
-        let value = match column.kind {
-            ColumnKind::Version => Value::from(row.version),
-            _ => row.get(&column.name).clone(),
-        };
-        out.insert(column.wire_name(), value);
+        out.insert(column.wire_name(), output_value(column, row));
     }
     out
 }
 
-/// Only the named wire properties of a record (for matching and sorting many rows cheaply).
-pub(crate) fn render_only(table: &Table, row: &Row, wire_names: &[String]) -> Map<String, Value> {
+/// A column's value as returned: versions from the row, date-times to the second.
+fn output_value(column: &Column, row: &Row) -> Value {
+    match column.kind {
+        ColumnKind::Version => Value::from(row.version),
+        ColumnKind::DateTime => output_datetime(row.get(&column.name)),
+        _ => row.get(&column.name).clone(),
+    }
+}
+
+/// Only the named wire properties of a record. `stored`: date-times at the stored
+/// precision (for matching and sorting, as Dataverse's SQL does); otherwise as returned.
+pub(crate) fn render_only(
+    table: &Table,
+    row: &Row,
+    wire_names: &[String],
+    stored: bool,
+) -> Map<String, Value> {
     let mut out = Map::with_capacity(wire_names.len());
     for name in wire_names {
         let Some(column) = table.column_by_wire_name(name) else {
             continue;
         };
         let value = match column.kind {
-            ColumnKind::Version => Value::from(row.version),
-            _ => row.get(&column.name).clone(),
+            ColumnKind::DateTime if stored => row.get(&column.name).clone(),
+            _ => output_value(column, row),
         };
         out.insert(name.clone(), value);
     }
@@ -367,7 +378,7 @@ pub(crate) fn etag(version: u64) -> String {
 /// Sets the columns every write maintains (crm.md §1.5: `modifiedon` moves on every write).
 pub(crate) fn stamp(row: &mut Row, table: &Table, version: u64, now: DateTime<Utc>, user: Uuid) {
     row.version = version;
-    let stamp = Value::String(format_datetime(&now));
+    let stamp = Value::String(format_timestamp(&now));
     if table.column("modifiedon").is_some() {
         row.attrs.insert("modifiedon".to_owned(), stamp);
     }
@@ -433,6 +444,32 @@ mod tests {
         );
         assert_eq!(store.deleted_since("lead", 100).count(), 1);
         assert_eq!(store.version(), 101);
+    }
+
+    #[test]
+    fn timestamps_are_returned_to_the_second_but_matched_at_stored_precision() {
+        let schema = Schema::from_config(&DataverseConfig::default()).unwrap();
+        let lead = schema.by_logical_name("lead").unwrap();
+        let mut row = lead_row(1, None);
+        let at = DateTime::parse_from_rfc3339("2025-03-04T05:06:07.891Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        stamp(&mut row, lead, 5, at, Uuid::from_u128(2));
+        assert_eq!(render(lead, &row)["modifiedon"], "2025-03-04T05:06:07Z");
+        let names = vec!["modifiedon".to_owned(), "versionnumber".to_owned()];
+        let stored = render_only(lead, &row, &names, true);
+        assert_eq!(stored["modifiedon"], "2025-03-04T05:06:07.891Z");
+        assert_eq!(stored["versionnumber"], 5);
+        let returned = render_only(lead, &row, &names, false);
+        assert_eq!(returned["modifiedon"], "2025-03-04T05:06:07Z");
+        // So a filter on a returned value still finds an edit later in that second.
+        let filter = crate::odata::parse_filter("modifiedon gt 2025-03-04T05:06:07Z").unwrap();
+        let opts = crate::odata::EvalOptions::DATAVERSE;
+        assert!(crate::odata::matches(
+            &filter,
+            &Value::Object(stored),
+            &opts
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::keys::{self, Address};
 use super::schema::{ColumnKind, Requirement, Schema, Table};
 use super::state::next_state;
 use super::store::{Row, Store, stamp};
-use super::values::{coerce, format_datetime, money_value};
+use super::values::{coerce, format_timestamp, money_value};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -398,7 +398,7 @@ pub(crate) fn insert(
     }
     row.attrs.insert(
         "createdon".to_owned(),
-        Value::String(format_datetime(&ctx.now)),
+        Value::String(format_timestamp(&ctx.now)),
     );
     derive(ctx, store, table, &mut row);
     check_required(table, &row, None)?;
