@@ -299,6 +299,18 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// The environment provider: only `REFSYNC_*` names with a `__` are configuration.
+///
+/// Every configuration key sits in a section, so a name without `__` cannot be one;
+/// skipping those keeps unrelated variables (`REFSYNC_LOG`, a test's
+/// `REFSYNC_TEST_PYTHON`) from failing the load, while a typo inside a section
+/// (`REFSYNC_STORE__URLL`) is still an error that names the key.
+fn config_env() -> Env {
+    Env::prefixed("REFSYNC_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
 /// Keys that hold secrets, as `section.key`; each also accepts `section.key_file`.
 const SECRET_KEYS: &[(&str, &str)] = &[
     ("store", "encryption_key"),
@@ -307,9 +319,9 @@ const SECRET_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// Loads defaults, then `path` (if given), then `REFSYNC_*` variables from `env`.
+    /// Loads defaults, then `path` (if given), then `REFSYNC_<SECTION>__<KEY>` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(path, Env::prefixed("REFSYNC_").split("__"))
+        Self::load_from(path, config_env())
     }
 
     /// [`Config::load`] with an explicit environment provider (tests use a fixed one).
@@ -401,9 +413,21 @@ mod tests {
             jail.create_file("refsync.toml", "[store]\nurl = \"sqlite://a.db\"\n")?;
             jail.set_env("REFSYNC_STORE__URL", "postgres://u@h/db");
             jail.set_env("REFSYNC_SYNC__WORKERS", "3");
+            jail.set_env("REFSYNC_TEST_PYTHON", "/usr/bin/python3");
             let c = Config::load(Some(Path::new("refsync.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.store.url, "postgres://u@h/db");
             assert_eq!(c.sync.workers, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_typo_inside_a_section_in_the_environment_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REFSYNC_STORE__URLL", "sqlite://x.db");
+            let err = Config::load(None).expect_err("typo must fail");
+            assert!(err.to_string().contains("urll"), "{err}");
             Ok(())
         });
     }
