@@ -1,6 +1,7 @@
 //! The command tree. Each subcommand's handler lives with the feature it drives;
 //! this module only describes the commands and hands parsed arguments over.
 
+use crate::bench::BenchCommand;
 use crate::emulate::EmulateCommand;
 use crate::telemetry::LogFormat;
 use crate::webhooks::WebhooksCommand;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Write or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Measure refsync end to end against the bundled emulators (figures for the README).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run a bundled emulator (Partner Center, Salesforce) on its own.
     #[command(subcommand)]
     Emulate(EmulateCommand),

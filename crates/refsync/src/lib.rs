@@ -8,9 +8,11 @@
 //! - [`service`]: `refsync serve`, and the in-process service tests and the demo start.
 //! - [`status`]: `refsync status`.
 //! - [`webhooks`]: `refsync webhooks register|show|update|test`.
+//! - [`bench`]: `refsync bench …`, the measured figures in the README.
 //! - [`cli`]: the clap command tree; `main.rs` only parses and dispatches.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod emulate;

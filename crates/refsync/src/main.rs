@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use refsync::bench::run_bench;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::emulate::run_emulator;
@@ -31,6 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote {}", args.path.display());
         }
         Command::Emulate(command) => run_emulator(command).await?,
+        Command::Bench(command) => run_bench(command).await?,
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
             run_service(&config).await?;
