@@ -159,7 +159,7 @@ pub(crate) fn read_failure(reply: &Reply, object: &str) -> CrmError {
             if reply.status == StatusCode::BAD_REQUEST =>
         {
             CrmError::Mapping(format!(
-                "reading {object}: Salesforce refused a field or object the mapping names: {message}"
+                "reading {object}: Salesforce refused the query or a field the mapping names: {message}"
             ))
         }
         _ => failure(reply),
