@@ -259,3 +259,27 @@ async fn values_that_look_like_references_take_the_step_by_step_path() {
     // contact: find, create + read back; opportunity: upsert + read back.
     assert_eq!(org.calls(), 6);
 }
+
+#[tokio::test]
+async fn a_lead_is_upserted_once_even_when_its_account_is_new() {
+    let org = start().await;
+    let (a, _) = wanted(&org, "Fabrikam Customer Inc");
+    let done = org
+        .connector
+        .upsert_with_customer(
+            org.entity(CrmEntity::Lead),
+            &referral(REF),
+            &refsync_crm::connector::RecordWrite::fields(org.rendered(CrmEntity::Lead)),
+            Customer {
+                account: Some((org.entity(CrmEntity::Account), &a)),
+                contact: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(done.upsert.created, "the first call created the lead");
+    assert!(done.account.unwrap().1);
+    assert_eq!(org.calls(), 2, "the second call only creates the account");
+    assert_eq!(org.records("Lead").len(), 1);
+    assert_eq!(org.records("Account").len(), 1);
+}

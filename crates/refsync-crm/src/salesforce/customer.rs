@@ -9,6 +9,8 @@
 //!    pointing at the account with `@{newAccount.id}`, upserts the record pointing at
 //!    both, and reads it back: **2 calls**. Were the upsert refused, `allOrNone` rolls
 //!    the new account and contact back, so a retry cannot leave orphans or duplicates.
+//!    (A record with no link to the missing one — a lead has no `AccountId` — was
+//!    upserted by the first call; the second only creates.)
 //!
 //! The first composite is not `allOrNone`: there its only write is the upsert, and with
 //! `allOrNone` a failed reference would replace the queries' answers with "rolled back",
@@ -180,22 +182,34 @@ impl SalesforceConnector {
             Some(c) => Some(found_id(&reply, "contact", c.object)?),
             None => None,
         };
-        if !matches!(found_account, Some(None)) && !matches!(found_contact, Some(None)) {
-            let upsert = upsert_result(
+        let account_missing = matches!(found_account, Some(None));
+        let contact_missing = matches!(found_contact, Some(None));
+        // The upsert only failed for want of a match if its body referred to the
+        // missing record; a lead, say, links to no account and was upserted already.
+        let waited_for_account = account_missing && account.is_some() && rel.account.is_some();
+        let waited_for_contact = contact_missing && contact.is_some() && rel.contact.is_some();
+        let upserted_first = !(waited_for_account || waited_for_contact);
+        let first_upsert = if upserted_first {
+            Some(upsert_result(
                 entity,
                 object,
                 key,
                 reply.get("record")?,
                 Some(reply.get("read")?),
-            )?;
+            )?)
+        } else {
+            None
+        };
+        if let (Some(upsert), false, false) = (&first_upsert, account_missing, contact_missing) {
             return Ok(CustomerUpsert {
-                upsert,
+                upsert: upsert.clone(),
                 account: found_account.flatten().map(|id| (id, false)),
                 contact: found_contact.flatten().map(|id| (id, false)),
             });
         }
 
-        // Call 2: create what is missing, all or none, and upsert pointing at it.
+        // Call 2: create what is missing, all or none, and (unless done) upsert
+        // pointing at it.
         let mut second = CompositeRequest::new(true);
         let account_ref = match (&account, &found_account) {
             (Some(_), Some(Some(id))) => Some(id.to_string()),
@@ -236,8 +250,10 @@ impl SalesforceConnector {
                 body.insert(field.to_owned(), Value::String(value.clone()));
             }
         }
-        second.add("record", "PATCH", upsert_path, Some(Value::Object(body)));
-        second.add("read", "GET", read_path, None);
+        if first_upsert.is_none() {
+            second.add("record", "PATCH", upsert_path, Some(Value::Object(body)));
+            second.add("read", "GET", read_path, None);
+        }
         // It creates records: never repeated once it may have reached Salesforce.
         let reply = self
             .rest
@@ -261,13 +277,16 @@ impl SalesforceConnector {
             (Some(_), _) => Some((created_id(&reply, "newContact")?, true)),
             (None, _) => None,
         };
-        let upsert = upsert_result(
-            entity,
-            object,
-            key,
-            reply.get("record")?,
-            Some(reply.get("read")?),
-        )?;
+        let upsert = match first_upsert {
+            Some(upsert) => upsert,
+            None => upsert_result(
+                entity,
+                object,
+                key,
+                reply.get("record")?,
+                Some(reply.get("read")?),
+            )?,
+        };
         Ok(CustomerUpsert {
             upsert,
             account,

@@ -173,6 +173,8 @@ impl Rest {
 
     /// Sends one request (paced) and returns whatever Salesforce finally answered:
     /// retryable failures have been retried, a 401 has been met with a fresh token once.
+    /// The pacer spaces logical calls; the few in-process retries of a 503 follow the
+    /// retry policy's backoff instead.
     pub(crate) async fn send(&self, request: ApiRequest) -> Result<Reply, CrmError> {
         let client = self.client().await?;
         self.pacer.wait_turn(self.usage.is_slowed()).await;
@@ -265,7 +267,7 @@ impl Rest {
         }
         Err(CrmError::Unavailable(format!(
             "Salesforce's {object} query did not end within {} pages",
-            limit + 1
+            limit.saturating_add(1)
         )))
     }
 
