@@ -15,7 +15,8 @@
 //! The first composite is not `allOrNone`: there its only write is the upsert, and with
 //! `allOrNone` a failed reference would replace the queries' answers with "rolled back",
 //! hiding which record was missing. The portable default takes 2–3 calls for an
-//! existing account and 3–4 for a new one.
+//! existing customer (a find per record, then the upsert) and up to 5 for a new one
+//! (a find and a create per record, then the upsert).
 
 use super::SalesforceConnector;
 use super::composite::{CompositeReply, CompositeRequest};
