@@ -19,6 +19,7 @@ pub mod emulate;
 pub mod intake;
 pub mod server;
 pub mod service;
+pub mod signin;
 pub mod status;
 pub mod telemetry;
 pub mod webhooks;
