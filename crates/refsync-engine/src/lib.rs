@@ -42,6 +42,8 @@ pub mod settings;
 mod share;
 mod sync_crm_record;
 mod sync_referral;
+#[cfg(feature = "test-harness")]
+pub mod testbed;
 pub mod workers;
 mod write_crm;
 mod write_pc;
