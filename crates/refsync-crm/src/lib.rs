@@ -4,11 +4,14 @@
 //! stages, upsert by alternate key or external ID).
 //!
 //! - [`connector`]: the trait, the write shape and the error every adapter returns.
+//! - [`salesforce`]: [`SalesforceConnector`], the REST API adapter, and its settings.
 #![forbid(unsafe_code)]
 
 pub mod connector;
+pub mod salesforce;
 
 pub use connector::{
     ApiUsage, CrmConnector, CrmError, CrmKind, Customer, CustomerUpsert, MatchOrCreate,
     RecordWrite, UpsertOutcome,
 };
+pub use salesforce::{SalesforceConnector, SalesforceSettings};

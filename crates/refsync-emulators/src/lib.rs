@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cosell_data;
+pub mod dataverse;
 pub mod entra;
 pub mod faults;
 pub mod odata;

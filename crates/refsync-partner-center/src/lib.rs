@@ -11,6 +11,9 @@
 //! - [`registration`]: the webhook registration client (view, create, update,
 //!   event names, test events and their delivery status).
 //!
+//! - `test_pki` (feature `test-support`): a test PKI, certificate server and callback
+//!   signing shared by the callback tests and the service's endpoint tests.
+//!
 //! Both clients call through [`refsync_outbound::ApiClient`], which supplies
 //! tokens, timeouts, retries, pacing and metrics.
 #![forbid(unsafe_code)]
@@ -18,6 +21,8 @@
 pub mod callback;
 pub mod referrals;
 pub mod registration;
+#[cfg(feature = "test-support")]
+pub mod test_pki;
 
 pub use callback::{
     CallbackRejection, CallbackVerifier, UnverifiedCallback, VerifiedCallback, VerifierConfig,

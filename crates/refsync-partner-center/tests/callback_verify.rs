@@ -5,7 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use refsync_core::EventName;
@@ -525,13 +525,13 @@ async fn validity_is_checked_against_each_requests_time_even_when_cached() {
 
     v.verify_callback(cb(), now()).await.unwrap();
     // Before the leaf's notBefore (2025-01-01), with the cache entry still fresh.
-    let early = Utc.with_ymd_and_hms(2024, 12, 31, 0, 0, 0).unwrap();
+    let early = support::good_not_before() - Duration::days(1);
     let r = v.verify_callback(cb(), early).await.unwrap_err();
     assert_rejection(&r, 401, "certificate_not_yet_valid");
     assert_eq!(server.hits("cert/good.pem"), 1);
 
     // After the leaf's notAfter (2030-01-01).
-    let late = Utc.with_ymd_and_hms(2030, 1, 2, 0, 0, 0).unwrap();
+    let late = support::good_not_after() + Duration::days(1);
     let r = v.verify_callback(cb(), late).await.unwrap_err();
     assert_rejection(&r, 401, "certificate_expired");
 

@@ -1,8 +1,10 @@
 //! The command tree. Each subcommand's handler lives with the feature it drives;
 //! this module only describes the commands and hands parsed arguments over.
 
+use crate::bench::BenchCommand;
 use crate::emulate::EmulateCommand;
 use crate::telemetry::LogFormat;
+use crate::webhooks::WebhooksCommand;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -32,9 +34,19 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: webhook endpoint, workers, reconciler (SIGTERM or Ctrl-C stops it cleanly).
+    Serve,
+    /// Show received events by outcome, queue depth by state and the oldest pending age.
+    Status(StatusArgs),
+    /// Manage the Partner Center webhook registration.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Write or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Measure refsync end to end against the bundled emulators (figures for the README).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run a bundled emulator (Partner Center, Salesforce) on its own.
     #[command(subcommand)]
     Emulate(EmulateCommand),
@@ -58,4 +70,12 @@ pub struct ConfigInitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `refsync status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

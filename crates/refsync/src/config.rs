@@ -10,6 +10,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
+use refsync_partner_center::callback::VerifierConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -84,6 +85,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where durable state lives.
     pub store: StoreConfig,
+    /// The Partner Center webhook endpoint and how callbacks are authenticated.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
     /// Partner Center APIs and sign-in.
     pub partner_center: PartnerCenterConfig,
     /// Sync behaviour.
@@ -128,6 +132,48 @@ impl Default for StoreConfig {
             url: "sqlite://refsync.db".into(),
             encryption_key: None,
             encryption_key_file: None,
+        }
+    }
+}
+
+/// `[webhook]`: the endpoint path plus the callback verifier's settings (certificate
+/// URL allow-list, trust anchors, organization, DNS name, body limit, cache).
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookConfig {
+    /// Path of the webhook endpoint on the server's listener.
+    pub path: String,
+    /// How callbacks are verified.
+    #[serde(flatten)]
+    pub verifier: VerifierConfig,
+}
+
+// By hand rather than `#[serde(flatten)]`: flattening would silently accept a
+// misspelt key (serde drops `deny_unknown_fields` under flatten), and a typo in a
+// security setting must be an error.
+impl<'de> Deserialize<'de> for WebhookConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let path = match table.remove("path") {
+            None => WebhookConfig::default().path,
+            Some(serde_json::Value::String(p)) if p.starts_with('/') => p,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "webhook.path must be a string starting with '/', not {other}"
+                )));
+            }
+        };
+        let verifier = VerifierConfig::deserialize(serde_json::Value::Object(table))
+            .map_err(|e| D::Error::custom(format!("webhook: {e}")))?;
+        Ok(Self { path, verifier })
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            path: "/webhooks/partner-center".into(),
+            verifier: VerifierConfig::default(),
         }
     }
 }
@@ -253,6 +299,18 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// The environment provider: only `REFSYNC_*` names with a `__` are configuration.
+///
+/// Every configuration key sits in a section, so a name without `__` cannot be one;
+/// skipping those keeps unrelated variables (`REFSYNC_LOG`, a test's
+/// `REFSYNC_TEST_PYTHON`) from failing the load, while a typo inside a section
+/// (`REFSYNC_STORE__URLL`) is still an error that names the key.
+fn config_env() -> Env {
+    Env::prefixed("REFSYNC_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
 /// Keys that hold secrets, as `section.key`; each also accepts `section.key_file`.
 const SECRET_KEYS: &[(&str, &str)] = &[
     ("store", "encryption_key"),
@@ -261,9 +319,9 @@ const SECRET_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// Loads defaults, then `path` (if given), then `REFSYNC_*` variables from `env`.
+    /// Loads defaults, then `path` (if given), then `REFSYNC_<SECTION>__<KEY>` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(path, Env::prefixed("REFSYNC_").split("__"))
+        Self::load_from(path, config_env())
     }
 
     /// [`Config::load`] with an explicit environment provider (tests use a fixed one).
@@ -355,9 +413,21 @@ mod tests {
             jail.create_file("refsync.toml", "[store]\nurl = \"sqlite://a.db\"\n")?;
             jail.set_env("REFSYNC_STORE__URL", "postgres://u@h/db");
             jail.set_env("REFSYNC_SYNC__WORKERS", "3");
+            jail.set_env("REFSYNC_TEST_PYTHON", "/usr/bin/python3");
             let c = Config::load(Some(Path::new("refsync.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.store.url, "postgres://u@h/db");
             assert_eq!(c.sync.workers, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_typo_inside_a_section_in_the_environment_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REFSYNC_STORE__URLL", "sqlite://x.db");
+            let err = Config::load(None).expect_err("typo must fail");
+            assert!(err.to_string().contains("urll"), "{err}");
             Ok(())
         });
     }
@@ -393,6 +463,32 @@ mod tests {
         assert_eq!(s.expose(), "s3cr3t-value");
         assert!(!format!("{c:?}").contains("s3cr3t"));
         assert!(!serde_json::to_string(&c).unwrap().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn webhook_keys_sit_directly_under_the_webhook_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "refsync.toml",
+            "[webhook]\npath = \"/hooks/pc\"\ncertificate_url_prefixes = [\"http://127.0.0.1:7070/cert/\"]\ntrust_anchors = \"/tmp/ca.pem\"\norganization = \"Contoso\"\nmax_body_bytes = 2048\n",
+        );
+        let c = Config::load_from(Some(&p), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap();
+        assert_eq!(c.webhook.path, "/hooks/pc");
+        assert_eq!(c.webhook.verifier.organization, "Contoso");
+        assert_eq!(c.webhook.verifier.max_body_bytes, 2048);
+        let bad = write(
+            &dir,
+            "bad.toml",
+            "[webhook]\ncertificate_url_prefixes = [\"http://evil.example/cert/\"]\n",
+        );
+        let err = Config::load_from(Some(&bad), Env::prefixed("REFSYNC_TEST_NONE_")).unwrap_err();
+        assert!(
+            err.to_string().contains("evil.example") || err.to_string().contains("loopback"),
+            "{err}"
+        );
+        let typo = write(&dir, "typo.toml", "[webhook]\norganisation = \"x\"\n");
+        assert!(Config::load_from(Some(&typo), Env::prefixed("REFSYNC_TEST_NONE_")).is_err());
     }
 
     #[test]

@@ -3,10 +3,22 @@
 //! - [`config`]: the `refsync.toml` model, layered defaults → file → `REFSYNC_*` environment.
 //! - [`telemetry`]: tracing set-up (human or JSON logs).
 //! - [`emulate`]: `refsync emulate …`, the bundled emulators on their own.
+//! - [`intake`]: webhook callback → verified → durably stored and enqueued.
+//! - [`server`]: the HTTP routes (webhook, health, readiness, metrics).
+//! - [`service`]: `refsync serve`, and the in-process service tests and the demo start.
+//! - [`status`]: `refsync status`.
+//! - [`webhooks`]: `refsync webhooks register|show|update|test`.
+//! - [`bench`]: `refsync bench …`, the measured figures in the README.
 //! - [`cli`]: the clap command tree; `main.rs` only parses and dispatches.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod emulate;
+pub mod intake;
+pub mod server;
+pub mod service;
+pub mod status;
 pub mod telemetry;
+pub mod webhooks;

@@ -2,10 +2,14 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use refsync::bench::run_bench;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::emulate::run_emulator;
+use refsync::service::run_service;
+use refsync::status::{read_status, status_json, status_table};
 use refsync::telemetry::init_logging;
+use refsync::webhooks::run_webhooks;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -28,6 +32,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote {}", args.path.display());
         }
         Command::Emulate(command) => run_emulator(command).await?,
+        Command::Bench(command) => run_bench(command).await?,
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            run_service(&config).await?;
+        }
+        Command::Webhooks(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            print!("{}", run_webhooks(&config, command).await?);
+        }
+        Command::Status(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = refsync_store::open_store(&config.store.url).await?;
+            let summary = read_status(store.as_ref()).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&summary))?);
+            } else {
+                println!("{}", status_table(&summary));
+            }
+        }
         Command::Config(ConfigCommand::Check) => {
             let config = Config::load(cli.config.as_deref())?;
             print!(

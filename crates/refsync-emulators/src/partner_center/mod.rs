@@ -313,6 +313,47 @@ impl PartnerCenterEmulator {
             .replace("{id}", referral_id)
     }
 
+    /// An event for `referral_id`, built and signed exactly as the dispatcher sends it
+    /// (same body bytes, same headers), without sending it. For load generators such
+    /// as `refsync bench intake`, which need genuine webhooks faster than deliveries.
+    pub fn signed_event(
+        &self,
+        event_name: &str,
+        referral_id: &str,
+        changed_at: DateTime<Utc>,
+        header: SignatureHeader,
+    ) -> Result<SignedEvent, SigningError> {
+        let body = delivery::event_body(
+            event_name,
+            &self.resource_uri(referral_id),
+            "referral",
+            changed_at,
+        );
+        let signature = self.inner.chain.sign(&body)?;
+        let signature_header = match header {
+            SignatureHeader::Authorization => "authorization",
+            SignatureHeader::MsSignature => "x-ms-signature",
+        };
+        Ok(SignedEvent {
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                (
+                    "x-ms-certificate-url".to_owned(),
+                    self.inner.certificate_url.clone(),
+                ),
+                (
+                    "x-ms-signature-algorithm".to_owned(),
+                    "rsa-sha256".to_owned(),
+                ),
+                (
+                    signature_header.to_owned(),
+                    format!("Signature {signature}"),
+                ),
+            ],
+            body,
+        })
+    }
+
     /// The emulator's clock: the Entra authority's, so advancing it moves both.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.authority.now()
@@ -509,4 +550,13 @@ async fn not_found() -> Response {
         "The requested resource does not exist.",
     )
     .into_response()
+}
+
+/// A webhook as the dispatcher would send it: headers and the exact body bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEvent {
+    /// Header names (lower case) and values, signature included.
+    pub headers: Vec<(String, String)>,
+    /// The signed body.
+    pub body: Vec<u8>,
 }

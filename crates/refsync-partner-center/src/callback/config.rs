@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use super::allow_list::{AllowList, PlainHttp, PrefixError, UrlPrefix};
@@ -33,7 +33,7 @@ pub const DEFAULT_DNS_NAME: &str = "pcnotifications-dispatch.microsoft.com";
 pub const DEFAULT_ORGANIZATION: &str = "Microsoft Corporation";
 
 /// Settings for [`CallbackVerifier`](super::CallbackVerifier).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifierConfig {
     /// Where `x-ms-certificate-url` may point. `https` only, except `http` on a
@@ -162,6 +162,12 @@ impl fmt::Debug for CertificateUrlPrefix {
     }
 }
 
+impl Serialize for CertificateUrlPrefix {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for CertificateUrlPrefix {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
@@ -186,6 +192,12 @@ impl fmt::Debug for IntermediateUrlPrefix {
     }
 }
 
+impl Serialize for IntermediateUrlPrefix {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for IntermediateUrlPrefix {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
@@ -201,6 +213,15 @@ pub enum TrustAnchorSource {
     WebPki,
     /// Every certificate in a PEM file (the emulator writes its root CA to one).
     PemFile(PathBuf),
+}
+
+impl Serialize for TrustAnchorSource {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::WebPki => s.serialize_str("webpki"),
+            Self::PemFile(path) => s.serialize_str(&path.to_string_lossy()),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for TrustAnchorSource {
@@ -225,7 +246,7 @@ impl<'de> Deserialize<'de> for TrustAnchorSource {
 /// refuses, say, a client-auth-only or code-signing certificate from the same
 /// roots. Whether Microsoft's leaf carries serverAuth is **unconfirmed**, hence
 /// the `any` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum EkuPolicy {
     /// `"server-auth"`: `id-kp-serverAuth` wherever an EKU extension is present.
     #[default]
@@ -359,5 +380,29 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod serialize_tests {
+    use super::*;
+
+    #[test]
+    fn a_serialized_config_reads_back_the_same() {
+        let mut config = VerifierConfig {
+            trust_anchors: TrustAnchorSource::PemFile("/etc/refsync/ca.pem".into()),
+            ..VerifierConfig::default()
+        };
+        config
+            .certificate_url_prefixes
+            .push(CertificateUrlPrefix::parse("http://127.0.0.1:7070/cert/").unwrap());
+        let text = serde_json::to_string(&config).unwrap();
+        let back: VerifierConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        assert_eq!(back.trust_anchors, config.trust_anchors);
+        assert_eq!(
+            back.certificate_url_prefixes,
+            config.certificate_url_prefixes
+        );
     }
 }
