@@ -22,10 +22,12 @@
 
 mod crm;
 mod requests;
+mod salesforce;
 mod webhook;
 
 pub use crm::{CrmUnderTest, InMemory};
 pub use requests::{Recorded, RequestLog};
+pub use salesforce::Salesforce;
 
 use crate::clock::SystemClock;
 use crate::engine::SyncEngine;
