@@ -6,6 +6,7 @@
 //! `read`, `write_crm` and `write_pc`.
 
 use crate::clock::Clock;
+use crate::customer_lock::CustomerLocks;
 use crate::error::SyncError;
 use crate::metrics as m;
 use crate::outcome::SyncOutcome;
@@ -31,6 +32,7 @@ pub struct SyncEngine {
     pub(crate) settings: EngineSettings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wakeup: Wakeup,
+    pub(crate) customer_locks: CustomerLocks,
 }
 
 impl fmt::Debug for SyncEngine {
@@ -65,6 +67,7 @@ impl SyncEngine {
             settings,
             clock,
             wakeup: Wakeup::default(),
+            customer_locks: CustomerLocks::default(),
         })
     }
 

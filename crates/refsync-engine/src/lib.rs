@@ -27,6 +27,7 @@
 pub mod audit;
 pub mod clock;
 mod converge;
+mod customer_lock;
 pub mod decide;
 pub mod engine;
 pub mod error;

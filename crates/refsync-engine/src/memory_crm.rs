@@ -202,8 +202,9 @@ impl MemoryCrm {
 
 impl State {
     /// A modified time after every earlier one, even within one clock tick.
+    /// Microseconds, as real CRMs (and the store) keep times no finer than that.
     fn tick(&mut self) -> DateTime<Utc> {
-        let now = Utc::now();
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let at = match self.last_modified {
             Some(last) if now <= last => last + TimeDelta::milliseconds(1),
             _ => now,

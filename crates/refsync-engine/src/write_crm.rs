@@ -57,6 +57,11 @@ impl SyncEngine {
                     account: account_em.zip(account.as_ref()),
                     contact: contact_em.zip(contact.as_ref()),
                 };
+                // Two referrals of one customer at once must not both create it.
+                let _customer = self
+                    .customer_locks
+                    .lock(&account.as_ref().map(|a| a.match_on.clone()))
+                    .await;
                 let result = self
                     .crm
                     .upsert_with_customer(em, referral_id, &write, customer)

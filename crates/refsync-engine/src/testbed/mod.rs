@@ -24,10 +24,12 @@ mod crm;
 mod requests;
 mod salesforce;
 mod webhook;
+mod wrappers;
 
 pub use crm::{CrmUnderTest, InMemory};
 pub use requests::{Recorded, RequestLog};
 pub use salesforce::Salesforce;
+pub use wrappers::{FlakyStore, HookedCrm, WriteHook};
 
 use crate::clock::SystemClock;
 use crate::engine::SyncEngine;

@@ -79,8 +79,8 @@ impl CrmUnderTest for Salesforce {
             multi_currency: Some(MultiCurrency::default()),
             ..SalesforceConfig::default()
         };
-        let emulator =
-            SalesforceEmulator::new(config, Clock::manual(Utc::now())).expect("the Salesforce emulator");
+        let emulator = SalesforceEmulator::new(config, Clock::manual(Utc::now()))
+            .expect("the Salesforce emulator");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind Salesforce");
@@ -100,8 +100,8 @@ impl CrmUnderTest for Salesforce {
             },
             ..SalesforceSettings::default()
         };
-        let connector =
-            SalesforceConnector::new(settings, &TokenCache::new()).expect("the Salesforce connector");
+        let connector = SalesforceConnector::new(settings, &TokenCache::new())
+            .expect("the Salesforce connector");
         Self {
             emulator,
             requests,
@@ -138,7 +138,8 @@ impl CrmUnderTest for Salesforce {
 
     fn lead_retired(&self, lead: &CrmRecordRef) -> bool {
         self.records(&CrmEntity::Lead).iter().any(|r| {
-            r.id.as_ref() == Some(&lead.id) && r.field("Status").as_str() == Some(CLOSED_LEAD_STATUS)
+            r.id.as_ref() == Some(&lead.id)
+                && r.field("Status").as_str() == Some(CLOSED_LEAD_STATUS)
         })
     }
 
