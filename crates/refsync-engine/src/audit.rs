@@ -271,6 +271,7 @@ pub fn created_line(at: DateTime<Utc>, origin: Creation<'_>) -> String {
             entity_name(entity)
         ),
         Creation::Qualified => "lead qualified → opportunity".to_owned(),
+        Creation::Shared(referral) => format!("shared to Partner Center as referral {referral}"),
     };
     format!("{} ✔ {what}", stamp(at))
 }
@@ -284,6 +285,8 @@ pub enum Creation<'a> {
     Recreated(&'a CrmEntity),
     /// The opportunity a qualified lead becomes.
     Qualified,
+    /// Not created: a CRM record shared to Partner Center as this new referral.
+    Shared(&'a ReferralId),
 }
 
 /// The Audit column line for a sync that was given up on.

@@ -593,6 +593,63 @@ async fn shutdown_releases_in_flight_keys<C: CrmUnderTest>(store: StoreKind) {
     the_record(&bed, &CrmEntity::Lead, &id);
 }
 
+async fn a_flagged_crm_record_becomes_a_referral<C: CrmUnderTest>(store: StoreKind) {
+    let Some(bed) = TestBed::<C>::start(store).await else {
+        return;
+    };
+    let record =
+        bed.crm
+            .create_flagged_opportunity("Tailspin - Analytics", "Tailspin Toys", "10115");
+    let report = bed
+        .engine
+        .poll_crm_once(&PollerSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(report.enqueued, 1, "{report:?}");
+    bed.engine.wakeup().notify();
+    bed.settle().await;
+
+    let shared: Vec<Value> = bed
+        .pc
+        .referrals()
+        .into_iter()
+        .filter(|r| r["externalReferenceId"] == json!(record.id.as_str()))
+        .collect();
+    assert_eq!(shared.len(), 1, "one referral for the record");
+    let id = ReferralId::parse(shared[0]["id"].as_str().unwrap()).unwrap();
+    let referral = bed.referral(&id);
+    assert_eq!(
+        referral
+            .customer_profile
+            .as_ref()
+            .and_then(|c| c.name.as_deref()),
+        Some("Tailspin Toys")
+    );
+    assert_eq!(
+        pc_value(&bed, &CrmEntity::Opportunity, &id, "notes"),
+        json!("Started by our seller.")
+    );
+    // The record knows its referral, and the link is keyed by it.
+    the_record(&bed, &CrmEntity::Opportunity, &id);
+    assert_eq!(linked(&bed, &id).await, record);
+
+    // Running the CRM key again, polling again: no second referral, no writes.
+    let pc_writes = bed.pc_api_writes();
+    let crm_writes = bed.crm.api_writes();
+    bed.run_key(SyncKey::Crm(record.clone()), &[Trigger::CrmPoller])
+        .await
+        .unwrap();
+    bed.engine
+        .poll_crm_once(&PollerSettings::default())
+        .await
+        .unwrap();
+    bed.engine.wakeup().notify();
+    bed.settle().await;
+    assert_eq!(bed.pc.referrals().len(), 1);
+    assert_eq!(bed.pc_api_writes(), pc_writes, "no Partner Center write");
+    assert_eq!(bed.crm.api_writes(), crm_writes, "no CRM write");
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! instantiate {
@@ -631,4 +688,5 @@ scenarios!(
     echoes_of_our_own_writes_make_no_further_writes,
     a_permanent_failure_is_dead_lettered_with_its_reason,
     shutdown_releases_in_flight_keys,
+    a_flagged_crm_record_becomes_a_referral,
 );

@@ -38,6 +38,15 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// Changes fields as a seller would in the CRM's UI.
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>);
 
+    /// Creates, as a seller, an account and an opportunity bound to it and flagged
+    /// "Sync with Partner Center" (no referral yet); returns the opportunity.
+    fn create_flagged_opportunity(
+        &self,
+        name: &str,
+        customer: &str,
+        postal_code: &str,
+    ) -> CrmRecordRef;
+
     /// API calls that changed data so far.
     fn api_writes(&self) -> usize;
 
@@ -97,6 +106,27 @@ impl CrmUnderTest for InMemory {
         self.0.edit_as_user(record, fields);
     }
 
+    fn create_flagged_opportunity(
+        &self,
+        name: &str,
+        customer: &str,
+        postal_code: &str,
+    ) -> CrmRecordRef {
+        let account = self
+            .0
+            .create_as_user(
+                CrmEntity::Account,
+                salesforce_account(customer, postal_code),
+            )
+            .expect("an account");
+        self.0
+            .create_as_user(
+                CrmEntity::Opportunity,
+                salesforce_opportunity(name, account.id.as_str()),
+            )
+            .expect("an opportunity")
+    }
+
     fn api_writes(&self) -> usize {
         self.0.write_count()
     }
@@ -125,4 +155,27 @@ impl CrmUnderTest for InMemory {
             message: "Required fields are missing: [LastName]".into(),
         });
     }
+}
+
+/// A Salesforce account body as a seller fills it in.
+pub(crate) fn salesforce_account(name: &str, postal_code: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("Name".into(), Value::from(name));
+    m.insert("BillingPostalCode".into(), Value::from(postal_code));
+    m.insert("BillingCountry".into(), Value::from("US"));
+    m
+}
+
+/// A Salesforce opportunity body, flagged for Partner Center, in the active stage.
+pub(crate) fn salesforce_opportunity(name: &str, account: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("Name".into(), Value::from(name));
+    m.insert("AccountId".into(), Value::from(account));
+    m.insert("StageName".into(), Value::from("Qualification"));
+    m.insert("CloseDate".into(), Value::from("2027-03-31"));
+    m.insert("Amount".into(), Value::from(48_000));
+    m.insert("CurrencyIsoCode".into(), Value::from("USD"));
+    m.insert("Description".into(), Value::from("Started by our seller."));
+    m.insert("Sync_with_Partner_Center__c".into(), Value::from(true));
+    m
 }

@@ -3,7 +3,7 @@
 //! newer than our last write), multi-currency on (the default mapping writes
 //! `CurrencyIsoCode`), and millisecond pacing and retries.
 
-use super::crm::CrmUnderTest;
+use super::crm::{CrmUnderTest, salesforce_account, salesforce_opportunity};
 use super::requests::RequestLog;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
@@ -153,6 +153,34 @@ impl CrmUnderTest for Salesforce {
                 &Value::Object(fields),
             )
             .expect("the seller's edit is accepted");
+    }
+
+    fn create_flagged_opportunity(
+        &self,
+        name: &str,
+        customer: &str,
+        postal_code: &str,
+    ) -> CrmRecordRef {
+        let account = self
+            .emulator
+            .create_as(
+                None,
+                "Account",
+                &Value::Object(salesforce_account(customer, postal_code)),
+            )
+            .expect("an account");
+        let id = self
+            .emulator
+            .create_as(
+                None,
+                "Opportunity",
+                &Value::Object(salesforce_opportunity(name, &account)),
+            )
+            .expect("an opportunity");
+        CrmRecordRef::new(
+            CrmEntity::Opportunity,
+            CrmRecordId::parse(&id).expect("a record id"),
+        )
     }
 
     fn api_writes(&self) -> usize {
