@@ -13,7 +13,12 @@ use refsync::webhooks::run_webhooks;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format, "info");
+    // A benchmark prints a table; the service's per-request logs would bury it.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_filter);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(cli))
 }
