@@ -4,14 +4,18 @@
 //! stages, upsert by alternate key or external ID).
 //!
 //! - [`connector`]: the trait, the write shape and the error every adapter returns.
+//! - [`dataverse`]: [`DataverseConnector`], the Dataverse Web API adapter (Dynamics 365),
+//!   and its settings.
 //! - [`salesforce`]: [`SalesforceConnector`], the REST API adapter, and its settings.
 #![forbid(unsafe_code)]
 
 pub mod connector;
+pub mod dataverse;
 pub mod salesforce;
 
 pub use connector::{
     ApiUsage, CrmConnector, CrmError, CrmKind, Customer, CustomerUpsert, MatchOrCreate,
     RecordWrite, UpsertOutcome,
 };
+pub use dataverse::{DataverseConnector, DataverseSettings};
 pub use salesforce::{SalesforceConnector, SalesforceSettings};

@@ -28,6 +28,8 @@ refsync_core::open_enum! {
         DeadLetter = "dead_letter",
         /// Nothing differed from the base.
         SkippedUnchanged = "skipped_unchanged",
+        /// The referral no longer exists in Partner Center (its CRM record is kept).
+        ReferralGone = "referral_gone",
     }
 }
 
