@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod emulate;
+pub mod engine;
 pub mod intake;
 pub mod server;
 pub mod service;
