@@ -133,7 +133,10 @@ async fn pacing_below_the_limit_never_meets_a_429() {
             Duration::from_secs(1),
             52,
         )),
-        |s| s.requests_per_second = 8.0,
+        |s| {
+            s.requests_per_second = 8.0;
+            s.burst = 1;
+        },
     )
     .await;
     let id = seeded(&env).await;

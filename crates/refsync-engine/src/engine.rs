@@ -33,6 +33,7 @@ pub struct SyncEngine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wakeup: Wakeup,
     pub(crate) customer_locks: CustomerLocks,
+    pub(crate) poll_seen: crate::poller::PollSeen,
 }
 
 impl fmt::Debug for SyncEngine {
@@ -68,6 +69,7 @@ impl SyncEngine {
             clock,
             wakeup: Wakeup::default(),
             customer_locks: CustomerLocks::default(),
+            poll_seen: crate::poller::PollSeen::default(),
         })
     }
 

@@ -118,13 +118,20 @@ impl SyncEngine {
             Some(id) => self.store.link_by_referral(id).await?,
             None => self.store.link_by_crm_record(&record_ref).await?,
         };
-        let seen = link
-            .as_ref()
-            .and_then(|l| l.crm_modified_at)
-            .zip(record.modified_at)
-            .is_some_and(|(seen, modified)| modified <= seen);
-        if seen {
-            return Ok(None);
+        // Older than what the last sync saw: nothing new. Anything else is enqueued
+        // once per (record, modified time): the overlap re-reads records every poll,
+        // and re-enqueueing one whose sync keeps failing would revive its dead letter
+        // on every poll. A tie is not skipped outright because Dataverse returns
+        // `modifiedon` to the second, so a seller's edit in the same second as our
+        // own write looks exactly like that write.
+        let seen = link.as_ref().and_then(|l| l.crm_modified_at);
+        if let Some(modified) = record.modified_at {
+            if seen.is_some_and(|seen| modified < seen) {
+                return Ok(None);
+            }
+            if !self.poll_seen.first_look(&record_ref, modified) {
+                return Ok(None);
+            }
         }
         Ok(match referral {
             Some(id) => Some(SyncKey::Referral(id)),
@@ -159,5 +166,30 @@ pub async fn run_poller(
                 }
             }
         }
+    }
+}
+
+/// The modified time each record was last enqueued for by this process's poller.
+#[derive(Debug, Default)]
+pub(crate) struct PollSeen(
+    std::sync::Mutex<std::collections::HashMap<refsync_core::CrmRecordRef, DateTime<Utc>>>,
+);
+
+impl PollSeen {
+    /// True the first time `record` is seen modified at `at`.
+    pub(crate) fn first_look(
+        &self,
+        record: &refsync_core::CrmRecordRef,
+        at: DateTime<Utc>,
+    ) -> bool {
+        let mut ties = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded; forgetting only costs one more look at a record.
+        if ties.len() > 10_000 {
+            ties.clear();
+        }
+        ties.insert(record.clone(), at) != Some(at)
     }
 }

@@ -34,6 +34,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See it work: Partner Center and CRM emulators plus refsync in one process, a scripted co-sell scenario, a summary.
+    Demo(crate::demo::DemoArgs),
     /// Run the service: webhook endpoint, workers, reconciler (SIGTERM or Ctrl-C stops it cleanly).
     Serve,
     /// Show received events by outcome, queue depth by state, the oldest pending age and sign-in.

@@ -5,6 +5,7 @@ use clap::Parser;
 use refsync::bench::run_bench;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
+use refsync::demo::run_demo;
 use refsync::emulate::run_emulator;
 use refsync::service::run_service;
 use refsync::signin::{read_sign_in_status, run_login};
@@ -15,9 +16,10 @@ use refsync_outbound::entra::DeviceCodeOptions;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // A benchmark prints a table; the service's per-request logs would bury it.
+    // A benchmark or the demo prints its own progress and tables; the service's
+    // per-sync logs would bury them (RUST_LOG=info brings them back).
     let default_filter = match cli.command {
-        Command::Bench(_) => "warn",
+        Command::Bench(_) | Command::Demo(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_filter);
@@ -40,6 +42,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Emulate(command) => run_emulator(command).await?,
         Command::Bench(command) => run_bench(command).await?,
+        Command::Demo(args) => {
+            run_demo(args).await?;
+        }
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
             run_service(&config).await?;

@@ -63,15 +63,16 @@ pub struct DataverseConnector {
     close_with_actions: bool,
 }
 
-/// The pacing for `rate` requests per second, evenly spaced (burst 1): 20/s is one
-/// request every 50 ms, 0.5/s one every 2 s. Counted per 1000 s so fractional rates
-/// keep their precision.
-fn pacing(rate: f64) -> Pacing {
+/// The pacing for `rate` requests per second after a burst of `burst`: 20/s is one
+/// request every 50 ms once the burst is spent. Counted per 1000 s so fractional
+/// rates keep their precision.
+fn pacing(rate: f64, burst: u32) -> Pacing {
     let per_kilosecond = (rate * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32;
     Pacing::new(
         NonZeroU32::new(per_kilosecond).unwrap_or(NonZeroU32::MIN),
         Duration::from_secs(1000),
     )
+    .with_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
 impl DataverseConnector {
@@ -103,7 +104,7 @@ impl DataverseConnector {
         let config = ApiConfig::new("dataverse", root)
             .with_timeout(settings.request_timeout)
             .with_retry(retry)
-            .with_pacing(pacing(settings.requests_per_second))
+            .with_pacing(pacing(settings.requests_per_second, settings.burst))
             .with_max_concurrency(settings.max_concurrent_requests)
             .with_correlation_header(None);
         let http = http_client().map_err(|e| SetupError::Http(e.without_url().to_string()))?;
@@ -217,9 +218,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pacing_spreads_the_rate_evenly() {
-        assert_eq!(pacing(20.0).interval(), Duration::from_millis(50));
-        assert_eq!(pacing(0.5).interval(), Duration::from_secs(2));
-        assert_eq!(pacing(5000.0).interval(), Duration::from_micros(200));
+    fn pacing_spreads_the_rate_evenly_after_the_burst() {
+        assert_eq!(pacing(20.0, 1).interval(), Duration::from_millis(50));
+        assert_eq!(pacing(0.5, 1).interval(), Duration::from_secs(2));
+        assert_eq!(pacing(5000.0, 1).interval(), Duration::from_micros(200));
+        assert_eq!(pacing(19.0, 300).burst.get(), 300);
+        assert_eq!(pacing(19.0, 0).burst.get(), 1);
     }
 }

@@ -139,10 +139,17 @@ pub struct DataverseSettings {
     /// limit as Microsoft's sample sets it (crm.md §1.1).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Steady request rate. Default 20 per second: the service-protection limit of
-    /// 6000 requests per 300 s per user (crm.md §1.12) spread evenly, so a backfill
-    /// stays under it instead of meeting 429s.
+    /// Steady request rate. Default 19 per second: with [`Self::burst`] this stays
+    /// inside the service-protection limit of 6000 requests per 300 s per user
+    /// (crm.md §1.12) — 300 + 19 × 300 = 6000 — so a backfill paces itself instead
+    /// of meeting 429s.
     pub requests_per_second: f64,
+    /// Requests that may go at once before the steady rate applies. The limit is a
+    /// sliding 300 s window, not a per-second one, so a quiet connector may spend
+    /// part of it at once: a handful of new referrals reach the CRM without waiting
+    /// behind each other. Default 300. Keep `burst + 300 × requests_per_second` at
+    /// or under the window's 6000; 1 spaces every request evenly.
+    pub burst: u32,
     /// Requests in flight at once. Default 52, the concurrency limit (crm.md §1.12).
     pub max_concurrent_requests: usize,
     /// Close opportunities (Won/Lost) with the `WinOpportunity`/`LoseOpportunity`
@@ -167,7 +174,8 @@ impl Default for DataverseSettings {
             client_id: String::new(),
             client_secret: None,
             request_timeout: Duration::from_secs(120),
-            requests_per_second: 20.0,
+            requests_per_second: 19.0,
+            burst: 300,
             max_concurrent_requests: 52,
             close_opportunities_with_actions: true,
             page_size: 500,
@@ -311,7 +319,8 @@ mod tests {
     #[test]
     fn defaults_follow_the_service_protection_limits() {
         let s = DataverseSettings::default();
-        assert_eq!(s.requests_per_second, 20.0);
+        assert_eq!(s.requests_per_second, 19.0);
+        assert!(f64::from(s.burst) + 300.0 * s.requests_per_second <= 6000.0);
         assert_eq!(s.max_concurrent_requests, 52);
         assert!(s.close_opportunities_with_actions);
         assert_eq!(s.api_version.path_segment(), "v9.2");
