@@ -53,6 +53,11 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// API calls so far.
     fn api_calls(&self) -> usize;
 
+    /// The API calls so far as `METHOD path` lines, for failure messages.
+    fn api_log(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The next `n` API calls fail as throttled or unavailable.
     fn storm(&self, n: usize);
 

@@ -21,12 +21,14 @@
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
 mod crm;
+mod dataverse;
 mod requests;
 mod salesforce;
 mod webhook;
 mod wrappers;
 
 pub use crm::{CrmUnderTest, InMemory};
+pub use dataverse::Dynamics;
 pub use requests::{Recorded, RequestLog};
 pub use salesforce::Salesforce;
 pub use wrappers::{FlakyStore, HookedCrm, WriteHook};

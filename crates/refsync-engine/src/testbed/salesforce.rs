@@ -191,6 +191,14 @@ impl CrmUnderTest for Salesforce {
             .count()
     }
 
+    fn api_log(&self) -> Vec<String> {
+        self.requests
+            .under(API_PATH)
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
     fn api_calls(&self) -> usize {
         self.requests.under(API_PATH).len()
     }
