@@ -666,6 +666,99 @@ async fn a_flagged_crm_record_becomes_a_referral<C: CrmUnderTest>(store: StoreKi
     assert_eq!(bed.crm.api_writes(), crm_writes, "no CRM write");
 }
 
+async fn microsoft_half_of_a_cosell_leads_to_our_referral<C: CrmUnderTest>(store: StoreKind) {
+    let Some(bed) = TestBed::<C>::start(store).await else {
+        return;
+    };
+    let pair = bed.pc.open_generated_cosells(1).remove(0);
+    let ours = ReferralId::parse(pair.partner["id"].as_str().unwrap()).unwrap();
+    let microsoft = ReferralId::parse(pair.microsoft["id"].as_str().unwrap()).unwrap();
+    bed.settle().await;
+    the_record(&bed, &CrmEntity::Lead, &ours);
+    assert!(
+        bed.link(&microsoft).await.is_none(),
+        "Microsoft's half is not ours to sync"
+    );
+    for entity in [CrmEntity::Lead, CrmEntity::Opportunity] {
+        assert!(records_of(&bed, &entity, &microsoft).is_empty());
+    }
+
+    // Microsoft works its half: the related-referral event makes us look at ours.
+    let ours_path = format!("{REFERRALS_PATH}/{ours}");
+    let reads = |bed: &TestBed<C>| {
+        bed.pc_api_calls()
+            .iter()
+            .filter(|r| r.path == ours_path && !r.is_write())
+            .count()
+    };
+    let before = reads(&bed);
+    bed.pc
+        .microsoft_change(
+            microsoft.as_str(),
+            MicrosoftChange::Update(MicrosoftUpdate {
+                msx_id: Some("7-MSX0001".into()),
+                ..MicrosoftUpdate::default()
+            }),
+        )
+        .unwrap();
+    bed.settle().await;
+    assert!(reads(&bed) > before, "our referral was read again");
+    assert_eq!(bed.records(&CrmEntity::Lead).len(), 1, "still one record");
+}
+
+async fn check_marks_and_failure_lines_reach_the_record<C: CrmUnderTest>(store: StoreKind) {
+    let mut options = TestBedOptions::new(store);
+    options.engine.checkmark_suffix = true;
+    let Some(bed) = TestBed::<C>::start_with(options).await else {
+        return;
+    };
+    let id = bed.send_referral();
+    bed.settle().await;
+    bed.pc
+        .microsoft_change(id.as_str(), MicrosoftChange::Accept)
+        .unwrap();
+    bed.settle().await;
+    let em = bed
+        .engine
+        .mapping()
+        .entity(&CrmEntity::Opportunity)
+        .unwrap()
+        .clone();
+    let (Some(name_column), Some(audit_column)) = (em.marked_name_field, em.audit_field) else {
+        return;
+    };
+    let opportunity = the_record(&bed, &CrmEntity::Opportunity, &id);
+    let name = opportunity.field(&name_column).as_str().unwrap().to_owned();
+    assert!(name.ends_with('✔'), "{name}");
+
+    // A change the CRM refuses: dead-lettered, and the record says so.
+    bed.crm.reject_next_write();
+    bed.pc
+        .microsoft_change(id.as_str(), update(Some("Needs a new quote."), None))
+        .unwrap();
+    bed.settle().await;
+    let entry = bed
+        .store
+        .queue_entry(&SyncKey::Referral(id.clone()))
+        .await
+        .unwrap()
+        .expect("dead-lettered");
+    assert_eq!(entry.state, QueueState::Dead);
+    let opportunity = the_record(&bed, &CrmEntity::Opportunity, &id);
+    let name = opportunity.field(&name_column).as_str().unwrap().to_owned();
+    assert!(name.ends_with('✖'), "{name}");
+    assert!(!name.contains('✔'), "one mark at a time: {name}");
+    let audit = opportunity
+        .field(&audit_column)
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        audit.lines().last().unwrap_or_default().contains('✖'),
+        "{audit}"
+    );
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! instantiate {
@@ -707,4 +800,6 @@ scenarios!(
     a_permanent_failure_is_dead_lettered_with_its_reason,
     shutdown_releases_in_flight_keys,
     a_flagged_crm_record_becomes_a_referral,
+    microsoft_half_of_a_cosell_leads_to_our_referral,
+    check_marks_and_failure_lines_reach_the_record,
 );

@@ -155,7 +155,7 @@ impl CrmUnderTest for InMemory {
     }
 
     fn reject_next_write(&self) {
-        self.0.fail_next(1, Some("upsert"), || CrmError::Rejected {
+        self.0.fail_next(1, Some("write"), || CrmError::Rejected {
             code: Some("REQUIRED_FIELD_MISSING".into()),
             message: "Required fields are missing: [LastName]".into(),
         });

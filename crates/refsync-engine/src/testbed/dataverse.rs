@@ -37,10 +37,15 @@ pub struct Dynamics {
     pub requests: RequestLog,
     connector: Arc<DataverseConnector>,
     mapping: Mapping,
-    _server: EmulatorHandle,
+    server: EmulatorHandle,
 }
 
 impl Dynamics {
+    /// The emulator's base URL (`http://127.0.0.1:port/`), for the demo to print.
+    pub fn base_url(&self) -> String {
+        self.server.url("")
+    }
+
     fn entity_mapping(&self, entity: &CrmEntity) -> &refsync_core::mapping::EntityMapping {
         self.mapping
             .entity(entity)
@@ -116,7 +121,7 @@ impl CrmUnderTest for Dynamics {
             requests,
             connector: Arc::new(connector),
             mapping: Mapping::dynamics().expect("the built-in Dynamics mapping is valid"),
-            _server: server,
+            server,
         }
     }
 

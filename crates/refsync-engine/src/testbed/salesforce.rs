@@ -35,10 +35,15 @@ pub struct Salesforce {
     pub requests: RequestLog,
     connector: Arc<SalesforceConnector>,
     mapping: Mapping,
-    _server: EmulatorHandle,
+    server: EmulatorHandle,
 }
 
 impl Salesforce {
+    /// The emulator's base URL (`http://127.0.0.1:port/`), for the demo to print.
+    pub fn base_url(&self) -> String {
+        self.server.url("")
+    }
+
     fn object(&self, entity: &CrmEntity) -> String {
         self.mapping
             .entity(entity)
@@ -107,7 +112,7 @@ impl CrmUnderTest for Salesforce {
             requests,
             connector: Arc::new(connector),
             mapping: Mapping::salesforce().expect("the built-in Salesforce mapping is valid"),
-            _server: server,
+            server,
         }
     }
 
