@@ -759,6 +759,58 @@ async fn check_marks_and_failure_lines_reach_the_record<C: CrmUnderTest>(store: 
     );
 }
 
+async fn a_record_deleted_in_the_crm_is_created_again<C: CrmUnderTest>(store: StoreKind) {
+    let Some(bed) = TestBed::<C>::start(store).await else {
+        return;
+    };
+    let id = bed.send_referral();
+    bed.settle().await;
+    let gone = the_record(&bed, &CrmEntity::Lead, &id);
+    bed.crm.delete_as_user(&gone.record_ref().unwrap());
+    assert!(records_of(&bed, &CrmEntity::Lead, &id).is_empty());
+
+    bed.pc
+        .microsoft_change(id.as_str(), update(Some("Still interested."), None))
+        .unwrap();
+    bed.settle().await;
+    let again = the_record(&bed, &CrmEntity::Lead, &id);
+    assert_ne!(again.id, gone.id, "a new record");
+    assert_eq!(crm_value(&bed, &again, "notes"), json!("Still interested."));
+    assert_eq!(linked(&bed, &id).await, again.record_ref().unwrap());
+    assert_eq!(
+        bed.referral(&id).external_reference_id.as_deref(),
+        Some(again.id.as_ref().unwrap().as_str())
+    );
+}
+
+async fn an_operator_sync_reports_a_failure_being_retried<C: CrmUnderTest>(store: StoreKind) {
+    let mut options = TestBedOptions::new(store);
+    options.webhooks = false;
+    options.workers = Some(refsync_engine::WorkerSettings {
+        retry_initial: Duration::from_secs(60),
+        retry_max: Duration::from_secs(60),
+        ..test_workers()
+    });
+    let Some(bed) = TestBed::<C>::start_with(options).await else {
+        return;
+    };
+    let id = bed.send_referral();
+    bed.crm.storm(1000);
+    let outcome = bed
+        .engine
+        .sync_now(&SyncKey::Referral(id.clone()), Duration::from_secs(20))
+        .await
+        .unwrap();
+    match outcome.state {
+        OperatorState::Retrying { error, due_at } => {
+            assert!(error.contains("CRM"), "{error}");
+            assert!(due_at > Utc::now(), "retried later");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert!(bed.records(&CrmEntity::Lead).is_empty());
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! instantiate {
@@ -802,4 +854,6 @@ scenarios!(
     a_flagged_crm_record_becomes_a_referral,
     microsoft_half_of_a_cosell_leads_to_our_referral,
     check_marks_and_failure_lines_reach_the_record,
+    a_record_deleted_in_the_crm_is_created_again,
+    an_operator_sync_reports_a_failure_being_retried,
 );

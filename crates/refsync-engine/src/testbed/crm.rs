@@ -38,6 +38,9 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// Changes fields as a seller would in the CRM's UI.
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>);
 
+    /// Deletes a record as a seller would.
+    fn delete_as_user(&self, record: &CrmRecordRef);
+
     /// Creates, as a seller, an account and an opportunity bound to it and flagged
     /// "Sync with Partner Center" (no referral yet); returns the opportunity.
     fn create_flagged_opportunity(
@@ -109,6 +112,10 @@ impl CrmUnderTest for InMemory {
 
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
         self.0.edit_as_user(record, fields);
+    }
+
+    fn delete_as_user(&self, record: &CrmRecordRef) {
+        assert!(self.0.delete_as_user(record), "the record exists");
     }
 
     fn create_flagged_opportunity(

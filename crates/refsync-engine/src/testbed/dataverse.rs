@@ -176,6 +176,14 @@ impl CrmUnderTest for Dynamics {
             .expect("the seller's edit is accepted");
     }
 
+    fn delete_as_user(&self, record: &CrmRecordRef) {
+        let set = self.entity_mapping(&record.entity).collection.clone();
+        let id = Uuid::parse_str(record.id.as_str()).expect("a Dataverse id");
+        self.dataverse
+            .delete_as_user(&set, id)
+            .expect("the record exists");
+    }
+
     fn create_flagged_opportunity(
         &self,
         name: &str,

@@ -160,6 +160,12 @@ impl CrmUnderTest for Salesforce {
             .expect("the seller's edit is accepted");
     }
 
+    fn delete_as_user(&self, record: &CrmRecordRef) {
+        self.emulator
+            .delete_as(None, &self.object(&record.entity), record.id.as_str())
+            .expect("the record exists");
+    }
+
     fn create_flagged_opportunity(
         &self,
         name: &str,
