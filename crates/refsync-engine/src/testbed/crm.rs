@@ -41,6 +41,9 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// Deletes a record as a seller would.
     fn delete_as_user(&self, record: &CrmRecordRef);
 
+    /// Creates, as a seller, a lead flagged "Sync with Partner Center" (no referral).
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef;
+
     /// Creates, as a seller, an account and an opportunity bound to it and flagged
     /// "Sync with Partner Center" (no referral yet); returns the opportunity.
     fn create_flagged_opportunity(
@@ -118,6 +121,12 @@ impl CrmUnderTest for InMemory {
         assert!(self.0.delete_as_user(record), "the record exists");
     }
 
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef {
+        self.0
+            .create_as_user(CrmEntity::Lead, salesforce_lead(company))
+            .expect("a lead")
+    }
+
     fn create_flagged_opportunity(
         &self,
         name: &str,
@@ -188,6 +197,16 @@ pub(crate) fn salesforce_opportunity(name: &str, account: &str) -> Map<String, V
     m.insert("Amount".into(), Value::from(48_000));
     m.insert("CurrencyIsoCode".into(), Value::from("USD"));
     m.insert("Description".into(), Value::from("Started by our seller."));
+    m.insert("Sync_with_Partner_Center__c".into(), Value::from(true));
+    m
+}
+
+/// A Salesforce lead body, flagged for Partner Center.
+pub(crate) fn salesforce_lead(company: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("Company".into(), Value::from(company));
+    m.insert("LastName".into(), Value::from("Nakamura"));
+    m.insert("Status".into(), Value::from("Open - Not Contacted"));
     m.insert("Sync_with_Partner_Center__c".into(), Value::from(true));
     m
 }

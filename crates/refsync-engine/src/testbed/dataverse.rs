@@ -184,6 +184,26 @@ impl CrmUnderTest for Dynamics {
             .expect("the record exists");
     }
 
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef {
+        let lead = self
+            .dataverse
+            .create_as_user(
+                "leads",
+                &json!({
+                    "subject": format!("{company} - interest"),
+                    "companyname": company,
+                    "lastname": "Nakamura",
+                    "msft_microsoftpartnercenterreferralsync": true,
+                }),
+            )
+            .expect("a lead");
+        let id = lead["leadid"].as_str().expect("a lead id");
+        CrmRecordRef::new(
+            CrmEntity::Lead,
+            CrmRecordId::parse(id).expect("a record id"),
+        )
+    }
+
     fn create_flagged_opportunity(
         &self,
         name: &str,

@@ -3,7 +3,7 @@
 //! newer than our last write), multi-currency on (the default mapping writes
 //! `CurrencyIsoCode`), and millisecond pacing and retries.
 
-use super::crm::{CrmUnderTest, salesforce_account, salesforce_opportunity};
+use super::crm::{CrmUnderTest, salesforce_account, salesforce_lead, salesforce_opportunity};
 use super::requests::RequestLog;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
@@ -164,6 +164,17 @@ impl CrmUnderTest for Salesforce {
         self.emulator
             .delete_as(None, &self.object(&record.entity), record.id.as_str())
             .expect("the record exists");
+    }
+
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef {
+        let id = self
+            .emulator
+            .create_as(None, "Lead", &Value::Object(salesforce_lead(company)))
+            .expect("a lead");
+        CrmRecordRef::new(
+            CrmEntity::Lead,
+            CrmRecordId::parse(&id).expect("a record id"),
+        )
     }
 
     fn create_flagged_opportunity(

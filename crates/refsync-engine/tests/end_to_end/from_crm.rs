@@ -94,6 +94,8 @@ pub async fn a_flagged_crm_record_becomes_a_referral<C: CrmUnderTest>(store: Sto
     let record =
         bed.crm
             .create_flagged_opportunity("Tailspin - Analytics", "Tailspin Toys", "10115");
+    // A flagged lead is not shared: only opportunities are (crm.md §3.4).
+    bed.crm.create_flagged_lead("Wide World Importers");
     let report = bed
         .engine
         .poll_crm_once(&PollerSettings::default())
