@@ -189,6 +189,13 @@ impl<C: CrmUnderTest> TestBed<C> {
 
     /// A test bed built as `options` say; `None` when PostgreSQL is skipped on purpose.
     pub async fn start_with(options: TestBedOptions) -> Option<Self> {
+        Self::start_with_crm(options, C::start().await).await
+    }
+
+    /// A test bed around a CRM started by the caller (e.g. the demo's Salesforce on
+    /// the system clock, [`Salesforce::start_on`]); `None` when PostgreSQL is skipped
+    /// on purpose.
+    pub async fn start_with_crm(options: TestBedOptions, crm: C) -> Option<Self> {
         let (url, sqlite) = match (options.store_url.clone(), options.store) {
             (Some(url), _) => (url, None),
             (None, StoreKind::Sqlite) => {
@@ -249,7 +256,6 @@ impl<C: CrmUnderTest> TestBed<C> {
             ),
         ));
 
-        let crm = C::start().await;
         let connector = match options.wrap_crm {
             Some(wrap) => wrap(crm.connector(), &pc),
             None => crm.connector(),

@@ -39,6 +39,44 @@ pub struct Salesforce {
 }
 
 impl Salesforce {
+    /// Starts the emulator on `clock`: the suite's manual clock, or
+    /// [`Clock::System`] for the demo, where sellers edit records in real time.
+    pub async fn start_on(clock: Clock) -> Self {
+        let config = SalesforceConfig {
+            multi_currency: Some(MultiCurrency::default()),
+            ..SalesforceConfig::default()
+        };
+        let emulator = SalesforceEmulator::new(config, clock).expect("the Salesforce emulator");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind Salesforce");
+        let requests = RequestLog::default();
+        let server = serve(requests.record(emulator.router()), listener).expect("serve Salesforce");
+        let settings = SalesforceSettings {
+            login_url: server.url(""),
+            client_id: DEMO_CONSUMER_KEY.to_owned(),
+            client_secret: Some(SecretString::from(DEMO_CONSUMER_SECRET)),
+            request_timeout: Duration::from_secs(10),
+            requests_per_second: 1000.0,
+            slowed_requests_per_second: 200.0,
+            retry: RetrySettings {
+                max_attempts: 3,
+                min_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+            },
+            ..SalesforceSettings::default()
+        };
+        let connector = SalesforceConnector::new(settings, &TokenCache::new())
+            .expect("the Salesforce connector");
+        Self {
+            emulator,
+            requests,
+            connector: Arc::new(connector),
+            mapping: Mapping::salesforce().expect("the built-in Salesforce mapping is valid"),
+            server,
+        }
+    }
+
     /// The emulator's base URL (`http://127.0.0.1:port/`), for the demo to print.
     pub fn base_url(&self) -> String {
         self.server.url("")
@@ -80,40 +118,7 @@ impl Salesforce {
 #[async_trait]
 impl CrmUnderTest for Salesforce {
     async fn start() -> Self {
-        let config = SalesforceConfig {
-            multi_currency: Some(MultiCurrency::default()),
-            ..SalesforceConfig::default()
-        };
-        let emulator = SalesforceEmulator::new(config, Clock::manual(Utc::now()))
-            .expect("the Salesforce emulator");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind Salesforce");
-        let requests = RequestLog::default();
-        let server = serve(requests.record(emulator.router()), listener).expect("serve Salesforce");
-        let settings = SalesforceSettings {
-            login_url: server.url(""),
-            client_id: DEMO_CONSUMER_KEY.to_owned(),
-            client_secret: Some(SecretString::from(DEMO_CONSUMER_SECRET)),
-            request_timeout: Duration::from_secs(10),
-            requests_per_second: 1000.0,
-            slowed_requests_per_second: 200.0,
-            retry: RetrySettings {
-                max_attempts: 3,
-                min_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(5),
-            },
-            ..SalesforceSettings::default()
-        };
-        let connector = SalesforceConnector::new(settings, &TokenCache::new())
-            .expect("the Salesforce connector");
-        Self {
-            emulator,
-            requests,
-            connector: Arc::new(connector),
-            mapping: Mapping::salesforce().expect("the built-in Salesforce mapping is valid"),
-            server,
-        }
+        Self::start_on(Clock::manual(Utc::now())).await
     }
 
     fn name(&self) -> &'static str {
@@ -149,7 +154,8 @@ impl CrmUnderTest for Salesforce {
     }
 
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
-        self.emulator.clock().advance(TimeDelta::seconds(1));
+        // A manual clock moves; the system clock moves by itself (and refuses).
+        let _ = self.emulator.clock().advance(TimeDelta::seconds(1));
         self.emulator
             .update_as(
                 None,
