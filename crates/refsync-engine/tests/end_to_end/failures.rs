@@ -293,3 +293,51 @@ pub async fn shutdown_releases_in_flight_keys<C: CrmUnderTest>(store: StoreKind)
     bed.settle().await;
     the_record(&bed, &CrmEntity::Lead, &id);
 }
+
+pub async fn a_partner_center_refusal_is_permanent_and_a_retry_makes_no_second_record<
+    C: CrmUnderTest,
+>(
+    store: StoreKind,
+) {
+    let Some(bed) = TestBed::<C>::start(store).await else {
+        return;
+    };
+    // The PATCH that tells Partner Center the record id is refused as a bad request.
+    bed.pc
+        .faults()
+        .install(
+            FaultRule::status_times(400, 1)
+                .on_path(REFERRALS_PATH)
+                .on_method("PATCH"),
+        )
+        .unwrap();
+    let id = bed.send_referral();
+    bed.settle().await;
+    let key = SyncKey::Referral(id.clone());
+    let entry = bed.store.queue_entry(&key).await.unwrap().expect("queued");
+    assert_eq!(entry.state, QueueState::Dead, "{entry:?}");
+    assert!(
+        entry
+            .dead_reason
+            .unwrap_or_default()
+            .contains("Partner Center"),
+        "the reason names the side"
+    );
+
+    let outcome = bed
+        .engine
+        .sync_now(&key, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, OperatorState::Done, "{outcome:?}");
+    let lead = the_record(&bed, &CrmEntity::Lead, &id);
+    assert_eq!(
+        bed.records(&CrmEntity::Lead).len(),
+        1,
+        "the upsert found it"
+    );
+    assert_eq!(
+        bed.referral(&id).external_reference_id.as_deref(),
+        Some(lead.id.as_ref().unwrap().as_str())
+    );
+}

@@ -59,4 +59,5 @@ scenarios!(
     check_marks_and_failure_lines_reach_the_record,
     a_record_deleted_in_the_crm_is_created_again,
     an_operator_sync_reports_a_failure_being_retried,
+    a_partner_center_refusal_is_permanent_and_a_retry_makes_no_second_record,
 );
