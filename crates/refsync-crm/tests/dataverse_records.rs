@@ -126,6 +126,24 @@ async fn the_currency_lookup_is_written_by_code_and_read_back_as_the_code() {
     let read = fresh.get(lead, &id).await.unwrap().unwrap();
     assert_eq!(read.field("transactioncurrencyid"), &json!("GBP"));
 
+    // Matching on a lookup compares ids.
+    let gbp = json!("GBP");
+    let found = env
+        .connector
+        .find_by_columns(lead, &[("transactioncurrencyid", &gbp)], 5)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id.as_ref(), Some(&id));
+    let eur = json!("EUR");
+    assert!(
+        env.connector
+            .find_by_columns(lead, &[("transactioncurrencyid", &eur)], 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // An unknown code is refused data, not a silent drop.
     write
         .fields

@@ -36,8 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: webhook endpoint, workers, reconciler (SIGTERM or Ctrl-C stops it cleanly).
     Serve,
-    /// Show received events by outcome, queue depth by state and the oldest pending age.
+    /// Show received events by outcome, queue depth by state, the oldest pending age and sign-in.
     Status(StatusArgs),
+    /// Sign in to Partner Center once as a person (device code); the refresh token is kept, encrypted, in the store.
+    Login(LoginArgs),
     /// Manage the Partner Center webhook registration.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -70,6 +72,14 @@ pub struct ConfigInitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `refsync login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Give up if the code is not approved within this time.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `refsync status`.

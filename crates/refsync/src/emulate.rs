@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use refsync_emulators::dataverse::{DataverseConfig, DataverseEmulator};
 use refsync_emulators::entra::{
     DEMO_ADMIN_USER, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DEMO_USER_PASSWORD,
 };
@@ -21,6 +22,16 @@ pub enum EmulateCommand {
     PartnerCenter(PartnerCenterArgs),
     /// Salesforce REST API: OAuth, sObjects, upsert by external ID, SOQL, composite, limits.
     Salesforce(SalesforceArgs),
+    /// Dataverse (Dynamics 365) Web API: Entra tokens, entity sets, alternate keys, actions, service protection.
+    Dataverse(DataverseArgs),
+}
+
+/// `refsync emulate dataverse`.
+#[derive(Debug, Args)]
+pub struct DataverseArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub listen: SocketAddr,
 }
 
 /// `refsync emulate partner-center`.
@@ -54,6 +65,7 @@ pub async fn run_emulator(command: EmulateCommand) -> anyhow::Result<()> {
     match command {
         EmulateCommand::PartnerCenter(args) => run_partner_center(args).await,
         EmulateCommand::Salesforce(args) => run_salesforce(args).await,
+        EmulateCommand::Dataverse(args) => run_dataverse(args).await,
     }
 }
 
@@ -123,5 +135,36 @@ async fn run_salesforce(args: SalesforceArgs) -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     handle.shutdown().await.context("stopping")?;
+    Ok(())
+}
+
+async fn run_dataverse(args: DataverseArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let emulator = DataverseEmulator::start(DataverseConfig::default(), listener)
+        .context("starting the Dataverse emulator")?;
+    let base = emulator
+        .base_url()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    println!("Dataverse emulator on {base}");
+    println!("  Web API              {}", emulator.api_url());
+    if let Some(token_url) = emulator.token_url() {
+        println!(
+            "  Entra ID tokens      {token_url}  (client_credentials, scope {})",
+            emulator.dataverse().scope()
+        );
+    }
+    println!("  Environment URL      {}", emulator.org_url());
+    println!("  Control API          {base}/_emulator/dataverse/");
+    println!("  HTTP faults          {base}/_emulator/faults");
+    println!("Demo tenant {DEMO_TENANT_ID}; app {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}");
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    emulator.shutdown().await.context("stopping")?;
     Ok(())
 }

@@ -7,9 +7,11 @@ use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::emulate::run_emulator;
 use refsync::service::run_service;
+use refsync::signin::{read_sign_in_status, run_login};
 use refsync::status::{read_status, status_json, status_table};
 use refsync::telemetry::init_logging;
 use refsync::webhooks::run_webhooks;
+use refsync_outbound::entra::DeviceCodeOptions;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -50,10 +52,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             let store = refsync_store::open_store(&config.store.url).await?;
             let summary = read_status(store.as_ref()).await?;
+            let sign_in = read_sign_in_status(&config, store.as_ref()).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status_json(&summary))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status_json(&summary, &sign_in))?
+                );
             } else {
-                println!("{}", status_table(&summary));
+                println!("{}", status_table(&summary, &sign_in));
+            }
+        }
+        Command::Login(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = refsync_store::open_store(&config.store.url).await?;
+            let options = DeviceCodeOptions {
+                max_wait: args.timeout,
+                ..DeviceCodeOptions::default()
+            };
+            let outcome = run_login(&config, store, &options, |prompt| {
+                eprintln!("{}", prompt.message);
+            })
+            .await?;
+            match outcome.refresh_token_expires_at {
+                Some(at) => println!(
+                    "signed in; the refresh token is stored, encrypted, and expires {at} unless used"
+                ),
+                None => println!("signed in; the refresh token is stored, encrypted"),
             }
         }
         Command::Config(ConfigCommand::Check) => {

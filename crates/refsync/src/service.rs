@@ -1,11 +1,17 @@
-//! `refsync serve`: open the store, build the verifier, serve HTTP, stop cleanly.
+//! `refsync serve`: open the store, build the verifier, serve HTTP, and — when a
+//! `[crm]` is configured — run the sync engine's workers, reconciler and CRM
+//! poller beside it; stop everything cleanly.
 //! [`Service::start`] is also how tests, the demo and the benchmarks run refsync
 //! in-process on an ephemeral port.
 
 use crate::config::Config;
+use crate::engine::{
+    BuiltEngine, build_engine, poller_settings, reconciler_settings, worker_settings,
+};
 use crate::intake::Intake;
 use crate::server::{AppState, metrics_handle, router};
 use anyhow::Context;
+use refsync_engine::{SyncEngine, run_poller, run_reconciler, run_workers};
 use refsync_partner_center::callback::CallbackVerifier;
 use refsync_store::{Store, open_store};
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ pub struct Service {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     work_arrived: Arc<Notify>,
+    engine: Option<Arc<SyncEngine>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -59,6 +66,19 @@ impl Service {
             .context("reading the listener's address")?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let engine = build_engine(config, Arc::clone(&store))?;
+        let engine = match engine {
+            Some(BuiltEngine { engine, .. }) => {
+                start_engine_loops(config, &engine, &work_arrived, &shutdown, &tasks);
+                Some(engine)
+            }
+            None => {
+                tracing::warn!(
+                    "no [crm] kind configured: webhooks are verified, stored and queued, but nothing is synced"
+                );
+                None
+            }
+        };
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app)
@@ -73,9 +93,15 @@ impl Service {
             local_addr,
             store,
             work_arrived,
+            engine,
             shutdown,
             tasks,
         })
+    }
+
+    /// The sync engine, when a `[crm]` is configured.
+    pub fn engine(&self) -> Option<&Arc<SyncEngine>> {
+        self.engine.as_ref()
     }
 
     /// The address the HTTP server listens on.
@@ -100,6 +126,41 @@ impl Service {
         self.tasks.wait().await;
         self.store.close().await;
     }
+}
+
+/// Workers, reconciler and CRM poller, all stopping on `shutdown`. Intake's
+/// "work arrived" reaches the workers at once instead of at their next poll.
+fn start_engine_loops(
+    config: &Config,
+    engine: &Arc<SyncEngine>,
+    work_arrived: &Arc<Notify>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    let (arrived, wake, stop) = (Arc::clone(work_arrived), engine.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = arrived.notified() => wake.wakeup().notify(),
+            }
+        }
+    });
+    tasks.spawn(run_workers(
+        Arc::clone(engine),
+        worker_settings(config),
+        shutdown.clone(),
+    ));
+    tasks.spawn(run_reconciler(
+        Arc::clone(engine),
+        reconciler_settings(config),
+        shutdown.clone(),
+    ));
+    tasks.spawn(run_poller(
+        Arc::clone(engine),
+        poller_settings(config),
+        shutdown.clone(),
+    ));
 }
 
 /// Runs the service until SIGTERM or Ctrl-C.

@@ -3,10 +3,11 @@
 //! `https://api.partnercenter.microsoft.com`, which that API accepts (reference §2.1).
 
 use crate::config::Config;
+use crate::signin::partner_center_entra;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use refsync_outbound::Audience;
 use refsync_outbound::entra::PARTNER_CENTER_RESOURCE;
-use refsync_outbound::{Audience, Entra, EntraApp, Tenant, TokenCache};
 use refsync_partner_center::registration::{
     REFERRAL_EVENTS, RegistrationClient, RegistrationRequest, TEST_EVENT, ValidationStatus,
     WebhookRegistration,
@@ -69,28 +70,15 @@ pub struct TestArgs {
 
 /// A registration client signed in with the configured app's client credentials.
 pub fn registration_client(config: &Config) -> anyhow::Result<RegistrationClient> {
-    let pc = &config.partner_center;
-    if pc.client_id.is_empty() {
-        bail!("partner_center.client_id is not set");
-    }
-    let authority = Url::parse(&pc.authority_url).context("partner_center.authority_url")?;
-    let tenant = Tenant::parse(pc.tenant.clone()).context("partner_center.tenant")?;
-    let secret = pc
-        .client_secret
-        .as_ref()
-        .map(|s| secrecy::SecretString::from(s.expose().to_owned()));
-    if secret.is_none() {
+    if config.partner_center.client_secret.is_none() {
         bail!(
             "partner_center.client_secret is not set (REFSYNC_PARTNER_CENTER__CLIENT_SECRET or client_secret_file)"
         );
     }
-    let entra = Entra::new(
-        EntraApp::new(authority, tenant, pc.client_id.clone(), secret),
-        TokenCache::new(),
-    )?;
-    let tokens = entra.client_credentials(Audience::v2(PARTNER_CENTER_RESOURCE));
-    let base =
-        Url::parse(&pc.registration_api_url).context("partner_center.registration_api_url")?;
+    let tokens =
+        partner_center_entra(config)?.client_credentials(Audience::v2(PARTNER_CENTER_RESOURCE));
+    let base = Url::parse(&config.partner_center.registration_api_url)
+        .context("partner_center.registration_api_url")?;
     Ok(RegistrationClient::connect(base, tokens)?)
 }
 

@@ -94,3 +94,74 @@ async fn emulate_partner_center_serves_tokens_referrals_and_writes_the_root_ca()
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Starts `refsync emulate <what>` on a free port; returns the child and its banner.
+fn start_emulator(what: &str) -> (std::process::Child, String, u16) {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refsync"))
+        .args(["emulate", what, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    (child, banner, port)
+}
+
+#[tokio::test]
+async fn emulate_dataverse_serves_client_credentials_tokens_and_the_web_api() {
+    let (mut child, banner, port) = start_emulator("dataverse");
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(banner.contains(&base), "{banner}");
+    let http = reqwest::Client::new();
+    let tenant = refsync_emulators::entra::DEMO_TENANT_ID;
+    let token: serde_json::Value = http
+        .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "https://contoso.crm.dynamics.com/.default"),
+            (
+                "client_id",
+                &refsync_emulators::entra::DEMO_CLIENT_ID.to_string(),
+            ),
+            (
+                "client_secret",
+                refsync_emulators::entra::DEMO_CLIENT_SECRET,
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().expect("a token").to_owned();
+    let unauthenticated = http
+        .get(format!("{base}/api/data/v9.2/leads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let leads: serde_json::Value = http
+        .get(format!("{base}/api/data/v9.2/leads?$top=1"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(leads["value"].is_array(), "{leads}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

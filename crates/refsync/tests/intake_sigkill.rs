@@ -35,6 +35,7 @@ struct Served {
 
 impl Served {
     /// Starts the binary and waits for its "refsync serving" log line.
+    #[allow(clippy::zombie_processes)] // `Drop` kills and waits; the lint cannot see it
     fn start(config_path: &std::path::Path) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_refsync"))
             .args(["--log-format", "json", "serve", "--config"])

@@ -36,7 +36,8 @@ impl Reply {
         dataverse_error(&self.body)
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// `Retry-After` in seconds (the form Dataverse sends, crm.md §1.12).
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         self.headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())

@@ -110,7 +110,11 @@ impl DataverseConnector {
         let client = ApiClient::with_http_client(http, config, Some(source))
             .map_err(|e| SetupError::Http(e.to_string()))?;
         Ok(Self {
-            web: Web::new(client),
+            web: Web::new(
+                client,
+                settings.retry.max_attempts,
+                settings.retry.max_retry_after,
+            ),
             lookups: LookupCache::default(),
             page_size: settings.page_size,
             close_with_actions: settings.close_opportunities_with_actions,

@@ -104,20 +104,21 @@ impl DataverseConnector {
         }
         let limit = limit.min(MAX_TOP);
         let lookups = records::lookup_columns(entity);
-        // A lookup is compared by id through its read name.
-        let mut resolved: Vec<(String, Value)> = Vec::with_capacity(criteria.len());
+        let mut parts = Vec::with_capacity(criteria.len());
         for (column, value) in criteria {
-            match (lookups.iter().find(|l| l.column == *column), value) {
-                (Some(lookup), Value::String(key)) => resolved.push((
-                    lookup.read_name(),
-                    Value::String(self.lookups.id_for(&self.web, lookup, key).await?),
-                )),
-                (Some(lookup), _) => resolved.push((lookup.read_name(), (*value).clone())),
-                (None, _) => resolved.push(((*column).to_owned(), (*value).clone())),
-            }
+            let part = match (lookups.iter().find(|l| l.column == *column), value) {
+                // A lookup is compared by id, a GUID literal, through its read name (§1.7).
+                (Some(lookup), Value::String(key)) => format!(
+                    "{} eq {}",
+                    odata::name(&lookup.read_name())?,
+                    self.lookups.id_for(&self.web, lookup, key).await?
+                ),
+                (Some(lookup), other) => odata::all_equal(&[(&lookup.read_name(), other)])?,
+                (None, other) => odata::all_equal(&[(column, other)])?,
+            };
+            parts.push(part);
         }
-        let pairs: Vec<(&str, &Value)> = resolved.iter().map(|(c, v)| (c.as_str(), v)).collect();
-        let filter = lookup_ids_unquoted(&odata::all_equal(&pairs)?, &resolved, &lookups);
+        let filter = parts.join(" and ");
         let call = Call::get(records::entity_set(entity)?.to_owned())
             .query("$select", records::select(entity)?)
             .query("$filter", filter)
@@ -173,21 +174,4 @@ impl DataverseConnector {
 /// A 404 that says the entity set or key is unknown, rather than the record.
 fn failure_names_mapping(reply: &super::errors::Reply) -> bool {
     matches!(failure(reply), CrmError::Mapping(_))
-}
-
-/// Lookup ids are GUID literals in a filter (`_x_value eq <guid>`, crm.md §1.7), not
-/// strings: unquote the ones [`odata::all_equal`] quoted.
-fn lookup_ids_unquoted(
-    filter: &str,
-    resolved: &[(String, Value)],
-    lookups: &[records::LookupColumn],
-) -> String {
-    let mut out = filter.to_owned();
-    for (column, value) in resolved {
-        if let (true, Value::String(id)) = (lookups.iter().any(|l| &l.read_name() == column), value)
-        {
-            out = out.replace(&format!("{column} eq '{id}'"), &format!("{column} eq {id}"));
-        }
-    }
-    out
 }

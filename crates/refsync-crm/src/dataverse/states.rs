@@ -8,7 +8,11 @@
 //!   `close_opportunities_with_actions` is on (whether a plain PATCH is refused is
 //!   unconfirmed; the actions are documented and also record the opportunityclose);
 //! - a lead is qualified or disqualified by PATCH;
-//! - retiring a lead qualifies it pointing at the opportunity, by PATCH.
+//! - retiring a lead qualifies it pointing at the opportunity, by PATCH;
+//! - a write that reopens a closed record carries its other columns in the same PATCH
+//!   (Dataverse accepts that); a write that edits a closed record without reopening
+//!   it is sent as is and Dataverse's refusal comes back as `Rejected` — reopening is
+//!   the mapping's call (an open status in the write), never done behind its back.
 //!
 //! A state change first reads the current state, so a repeat after a crash (the close
 //! done, the link not yet saved) finds the record already there and does nothing.

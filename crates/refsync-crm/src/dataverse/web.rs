@@ -9,6 +9,7 @@ use crate::connector::CrmError;
 use http::{HeaderName, HeaderValue, Method};
 use refsync_outbound::call::{ApiClient, ApiRequest, CallError, Idempotency};
 use serde_json::Value;
+use std::time::Duration;
 use url::Url;
 
 /// `OData-MaxVersion` (crm.md §1.3).
@@ -35,6 +36,9 @@ pub(crate) fn call_failure(e: CallError) -> CrmError {
 #[derive(Debug)]
 pub(crate) struct Call {
     request: ApiRequest,
+    /// A create or an action: the HTTP client does not repeat it after it may have
+    /// reached the server, so a 429 is waited out here (see [`Web::send`]).
+    not_idempotent: bool,
 }
 
 impl Call {
@@ -46,6 +50,7 @@ impl Call {
                 http::header::IF_NONE_MATCH,
                 HeaderValue::from_static("null"),
             ),
+            not_idempotent: false,
         }
     }
 
@@ -56,6 +61,7 @@ impl Call {
                 http::header::IF_NONE_MATCH,
                 HeaderValue::from_static("null"),
             ),
+            not_idempotent: false,
         }
     }
 
@@ -70,7 +76,10 @@ impl Call {
             .json(body)
             .map_err(|e| CrmError::Mapping(format!("cannot encode a record: {e}")))?
             .idempotency(idempotency);
-        Ok(Self { request })
+        Ok(Self {
+            request,
+            not_idempotent: !idempotency.may_repeat(),
+        })
     }
 
     /// Adds a query option (`$select`, `$filter`, …).
@@ -108,19 +117,54 @@ impl Call {
 #[derive(Debug, Clone)]
 pub(crate) struct Web {
     client: ApiClient,
+    /// How often, and how long at most, a throttled create is waited out.
+    throttle: (u32, Duration),
 }
 
 impl Web {
-    /// A session over `client` (its base URL is the Web API root).
-    pub(crate) fn new(client: ApiClient) -> Self {
-        Self { client }
+    /// A session over `client` (its base URL is the Web API root); a create or action
+    /// refused with 429 is tried up to `attempts` times in all, waiting out a
+    /// `Retry-After` of at most `max_wait`.
+    pub(crate) fn new(client: ApiClient, attempts: u32, max_wait: Duration) -> Self {
+        Self {
+            client,
+            throttle: (attempts.max(1), max_wait),
+        }
     }
 
     /// Sends one call (paced, retried as its idempotency allows, a 401 met with a fresh
     /// token once) and returns whatever Dataverse finally answered.
+    ///
+    /// Service protection refuses a request before running it (crm.md §1.12), so a 429
+    /// means nothing happened and even a create may be sent again: the HTTP client
+    /// repeats only requests that are safe after *any* failure, so the throttled create
+    /// is waited out here, within the same bounds.
     pub(crate) async fn send(&self, call: Call) -> Result<Reply, CrmError> {
-        let request = call
-            .request
+        let (attempts, max_wait) = self.throttle;
+        let mut attempt = 1;
+        loop {
+            let reply = self.send_once(call.request.clone()).await?;
+            if !(call.not_idempotent && reply.status == http::StatusCode::TOO_MANY_REQUESTS) {
+                return Ok(reply);
+            }
+            let wait = reply.retry_after();
+            match wait {
+                Some(wait) if attempt < attempts && wait <= max_wait => {
+                    tracing::warn!(
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "Dataverse throttled a create; waiting out Retry-After"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return Ok(reply),
+            }
+        }
+    }
+
+    async fn send_once(&self, request: ApiRequest) -> Result<Reply, CrmError> {
+        let request = request
             .header(ODATA_MAX_VERSION, HeaderValue::from_static("4.0"))
             .header(ODATA_VERSION, HeaderValue::from_static("4.0"))
             .header(

@@ -20,7 +20,12 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The commented template written by `refsync config init`.
-pub const CONFIG_TEMPLATE: &str = include_str!("../refsync.example.toml");
+pub mod crm;
+
+pub use crm::{CrmConfig, CrmKind};
+
+/// The commented configuration template `refsync config init` writes.
+pub const CONFIG_TEMPLATE: &str = include_str!("../../refsync.example.toml");
 
 /// Why configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -94,6 +99,11 @@ pub struct Config {
     pub sync: SyncConfig,
     /// The periodic reconciliation pass.
     pub reconciler: ReconcilerConfig,
+    /// `[poller]`.
+    pub poller: PollerConfig,
+    /// `[crm]`.
+    #[serde(default)]
+    pub crm: CrmConfig,
 }
 
 /// `[server]`.
@@ -223,6 +233,10 @@ pub struct PartnerCenterConfig {
     /// Timeout for one API call.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Our Partner Center organization id. Referrals owned by any other organization
+    /// are the other half of an engagement; unset, only Microsoft's (`msft`) are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
 }
 
 impl Default for PartnerCenterConfig {
@@ -240,6 +254,7 @@ impl Default for PartnerCenterConfig {
             password: None,
             password_file: None,
             request_timeout: Duration::from_secs(30),
+            organization_id: None,
         }
     }
 }
@@ -263,6 +278,15 @@ pub struct SyncConfig {
     pub retry_max: Duration,
     /// Append ✔ / ✖ to the CRM record name after each sync, as the Microsoft connector can.
     pub checkmark_suffix: bool,
+    /// Append a short line to the record's Audit column on every change.
+    pub audit_column: bool,
+    /// How often to look for due keys when nothing wakes the workers (retries,
+    /// keys enqueued by another instance sharing PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// On shutdown, how long in-flight syncs may finish before their keys are released.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for SyncConfig {
@@ -274,6 +298,9 @@ impl Default for SyncConfig {
             retry_initial: Duration::from_secs(2),
             retry_max: Duration::from_secs(600),
             checkmark_suffix: false,
+            audit_column: true,
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -299,6 +326,27 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// `[poller]`: how CRM-side edits are noticed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PollerConfig {
+    /// How often to ask the CRM for records changed since the watermark.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How far behind the watermark each poll starts.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            overlap: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The environment provider: only `REFSYNC_*` names with a `__` are configuration.
 ///
 /// Every configuration key sits in a section, so a name without `__` cannot be one;
@@ -316,6 +364,8 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("store", "encryption_key"),
     ("partner_center", "client_secret"),
     ("partner_center", "password"),
+    ("crm.dynamics", "client_secret"),
+    ("crm.salesforce", "client_secret"),
 ];
 
 impl Config {
@@ -350,6 +400,14 @@ impl Config {
             &mut self.partner_center.password,
             &self.partner_center.password_file,
         )?;
+        read_connector_secret_file(
+            &mut self.crm.dynamics.client_secret,
+            &self.crm.dynamics_secret_file,
+        )?;
+        read_connector_secret_file(
+            &mut self.crm.salesforce.client_secret,
+            &self.crm.salesforce_secret_file,
+        )?;
         Ok(())
     }
 }
@@ -361,7 +419,7 @@ fn refuse_inline_secrets(file: &Figment) -> Result<(), ConfigError> {
                 key: format!("{section}.{key}"),
                 env: format!(
                     "REFSYNC_{}__{}",
-                    section.to_ascii_uppercase(),
+                    section.to_ascii_uppercase().replace('.', "__"),
                     key.to_ascii_uppercase()
                 ),
             });
@@ -371,17 +429,33 @@ fn refuse_inline_secrets(file: &Figment) -> Result<(), ConfigError> {
 }
 
 fn read_secret_file(slot: &mut Option<Secret>, file: &Option<PathBuf>) -> Result<(), ConfigError> {
-    if slot.is_some() {
-        return Ok(());
-    }
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-            path: path.clone(),
-            source,
-        })?;
-        *slot = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+    if slot.is_none()
+        && let Some(path) = file
+    {
+        *slot = Some(Secret::new(secret_file_text(path)?));
     }
     Ok(())
+}
+
+/// [`read_secret_file`] for the connectors' own `SecretString` settings.
+fn read_connector_secret_file(
+    slot: &mut Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    if slot.is_none()
+        && let Some(path) = file
+    {
+        *slot = Some(SecretString::from(secret_file_text(path)?));
+    }
+    Ok(())
+}
+
+fn secret_file_text(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 #[cfg(test)]
