@@ -22,6 +22,38 @@
 //! - [`settings`], [`clock`], [`error`], [`outcome`]; `metrics` names the metrics.
 //! - `memory_crm` (tests and feature `test-harness`): an in-memory [`CrmConnector`](refsync_crm::CrmConnector).
 //! - `testbed` (feature `test-harness`): emulators + store + engine wired together.
+//!
+//! ## Wiring (what `refsync serve` does)
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn serve(
+//! #     store: Arc<dyn refsync_store::Store>,
+//! #     referrals: refsync_partner_center::ReferralsClient,
+//! #     crm: Arc<dyn refsync_crm::CrmConnector>,
+//! #     mapping: refsync_core::Mapping,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use refsync_engine::{EngineSettings, PollerSettings, ReconcilerSettings, SyncEngine,
+//!     SystemClock, WorkerSettings, run_poller, run_reconciler, run_workers};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! // store: refsync_store::open_store(url); referrals: ReferralsClient::connect(url,
+//! // token source); crm: SalesforceConnector::new / DataverseConnector::new behind an Arc.
+//! let engine = Arc::new(SyncEngine::new(
+//!     store, referrals, crm, Arc::new(mapping),
+//!     EngineSettings::default(), Arc::new(SystemClock),
+//! )?);
+//! let shutdown = CancellationToken::new(); // cancel on SIGTERM
+//! // The webhook intake enqueues keys, then pokes `engine.wakeup().notify()`.
+//! let workers = tokio::spawn(run_workers(Arc::clone(&engine), WorkerSettings::default(), shutdown.clone()));
+//! tokio::spawn(run_reconciler(Arc::clone(&engine), ReconcilerSettings::default(), shutdown.clone()));
+//! tokio::spawn(run_poller(Arc::clone(&engine), PollerSettings::default(), shutdown.clone()));
+//! // `refsync sync KEY`: engine.sync_now(&key, timeout); `refsync reconcile --since T`:
+//! // engine.reconcile_since(Some(t)); one poll: engine.poll_crm_once(&settings).
+//! shutdown.cancel();
+//! workers.await?; // in-flight keys finish within the grace period, the rest are released
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -94,7 +94,8 @@ impl MemoryCrm {
     }
 
     /// Makes the next `n` calls (of operation `op`, or of any operation) fail with
-    /// the error `make` builds.
+    /// the error `make` builds. `op` is `get`, `upsert`, `update`, `retire_lead`,
+    /// `find`, `create`, `modified_since`, or `write` for any of the writes.
     pub fn fail_next(
         &self,
         n: usize,
@@ -187,10 +188,9 @@ impl MemoryCrm {
             op,
             entity: entity.clone(),
         });
-        let due = state
-            .faults
-            .iter()
-            .position(|(only, _)| only.is_none_or(|o| o == op));
+        let due = state.faults.iter().position(|(only, _)| {
+            only.is_none_or(|o| o == op || (o == "write" && WRITES.contains(&op)))
+        });
         if let Some(i) = due
             && let Some((_, fault)) = state.faults.remove(i)
         {
@@ -199,6 +199,9 @@ impl MemoryCrm {
         Ok(state)
     }
 }
+
+/// The operations that change records (`fail_next(…, Some("write"), …)`).
+const WRITES: [&str; 4] = ["upsert", "update", "retire_lead", "create"];
 
 impl State {
     /// A modified time after every earlier one, even within one clock tick.

@@ -135,7 +135,12 @@ impl SyncEngine {
         }
         Ok(match referral {
             Some(id) => Some(SyncKey::Referral(id)),
-            None if em.sync_enabled(record) && em.sync_flag_field.is_some() => {
+            // Only opportunities are shared from the CRM (crm.md §3.4): a seller's
+            // own flagged lead stays in the CRM.
+            None if em.entity == CrmEntity::Opportunity
+                && em.sync_enabled(record)
+                && em.sync_flag_field.is_some() =>
+            {
                 Some(SyncKey::Crm(record_ref))
             }
             None => None,

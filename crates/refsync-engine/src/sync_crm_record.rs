@@ -1,5 +1,6 @@
 //! Syncing a CRM-record key: a record flagged "Sync with Partner Center" that has no
-//! referral yet (a co-sell the seller started in the CRM, crm.md §3.4).
+//! referral yet (a co-sell the seller started in the CRM, crm.md §3.4). Only
+//! opportunities are shared, as the Microsoft connectors do.
 //!
 //! A record that turns out to be linked, or to carry a referral id already, is
 //! handed over to that referral's key (trigger `follow`); one that is gone or not
@@ -8,7 +9,7 @@
 use crate::engine::SyncEngine;
 use crate::error::SyncError;
 use crate::outcome::SyncOutcome;
-use refsync_core::{CrmRecordRef, ReferralId, SyncKey};
+use refsync_core::{CrmEntity, CrmRecordRef, ReferralId, SyncKey};
 use refsync_store::{Enqueue, Trigger};
 
 impl SyncEngine {
@@ -38,6 +39,15 @@ impl SyncEngine {
             .and_then(|s| ReferralId::parse(s.trim()).ok())
         {
             return self.hand_over(referral).await;
+        }
+        if em.entity != CrmEntity::Opportunity {
+            // crm.md §3.4: "Only opportunities with Sync with Partner Center = Yes are synced."
+            return Ok(SyncOutcome::Skipped {
+                reason: format!(
+                    "only opportunities are shared to Partner Center, not a {}",
+                    em.entity
+                ),
+            });
         }
         if em.sync_flag_field.is_none() || !em.sync_enabled(&record) {
             return Ok(SyncOutcome::Skipped {

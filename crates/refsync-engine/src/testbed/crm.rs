@@ -38,6 +38,12 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// Changes fields as a seller would in the CRM's UI.
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>);
 
+    /// Deletes a record as a seller would.
+    fn delete_as_user(&self, record: &CrmRecordRef);
+
+    /// Creates, as a seller, a lead flagged "Sync with Partner Center" (no referral).
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef;
+
     /// Creates, as a seller, an account and an opportunity bound to it and flagged
     /// "Sync with Partner Center" (no referral yet); returns the opportunity.
     fn create_flagged_opportunity(
@@ -52,6 +58,11 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
 
     /// API calls so far.
     fn api_calls(&self) -> usize;
+
+    /// The API calls so far as `METHOD path` lines, for failure messages.
+    fn api_log(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// The next `n` API calls fail as throttled or unavailable.
     fn storm(&self, n: usize);
@@ -106,6 +117,16 @@ impl CrmUnderTest for InMemory {
         self.0.edit_as_user(record, fields);
     }
 
+    fn delete_as_user(&self, record: &CrmRecordRef) {
+        assert!(self.0.delete_as_user(record), "the record exists");
+    }
+
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef {
+        self.0
+            .create_as_user(CrmEntity::Lead, salesforce_lead(company))
+            .expect("a lead")
+    }
+
     fn create_flagged_opportunity(
         &self,
         name: &str,
@@ -150,7 +171,7 @@ impl CrmUnderTest for InMemory {
     }
 
     fn reject_next_write(&self) {
-        self.0.fail_next(1, Some("upsert"), || CrmError::Rejected {
+        self.0.fail_next(1, Some("write"), || CrmError::Rejected {
             code: Some("REQUIRED_FIELD_MISSING".into()),
             message: "Required fields are missing: [LastName]".into(),
         });
@@ -176,6 +197,16 @@ pub(crate) fn salesforce_opportunity(name: &str, account: &str) -> Map<String, V
     m.insert("Amount".into(), Value::from(48_000));
     m.insert("CurrencyIsoCode".into(), Value::from("USD"));
     m.insert("Description".into(), Value::from("Started by our seller."));
+    m.insert("Sync_with_Partner_Center__c".into(), Value::from(true));
+    m
+}
+
+/// A Salesforce lead body, flagged for Partner Center.
+pub(crate) fn salesforce_lead(company: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("Company".into(), Value::from(company));
+    m.insert("LastName".into(), Value::from("Nakamura"));
+    m.insert("Status".into(), Value::from("Open - Not Contacted"));
     m.insert("Sync_with_Partner_Center__c".into(), Value::from(true));
     m
 }

@@ -21,12 +21,14 @@
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
 mod crm;
+mod dataverse;
 mod requests;
 mod salesforce;
 mod webhook;
 mod wrappers;
 
 pub use crm::{CrmUnderTest, InMemory};
+pub use dataverse::Dynamics;
 pub use requests::{Recorded, RequestLog};
 pub use salesforce::Salesforce;
 pub use wrappers::{FlakyStore, HookedCrm, WriteHook};
@@ -35,7 +37,10 @@ use crate::clock::SystemClock;
 use crate::engine::SyncEngine;
 use crate::error::SyncError;
 use crate::outcome::SyncOutcome;
+use crate::poller::run_poller;
+use crate::reconciler::run_reconciler;
 use crate::settings::{EngineSettings, WorkerSettings};
+use crate::settings::{PollerSettings, ReconcilerSettings};
 use crate::workers::run_workers;
 use chrono::Utc;
 use refsync_core::{CrmEntity, CrmRecord, Referral, ReferralId, SyncKey};
@@ -99,6 +104,13 @@ pub struct TestBedOptions {
     pub wrap_store: Option<WrapStore>,
     /// Wraps the CRM connector the engine uses.
     pub wrap_crm: Option<WrapCrm>,
+    /// Use this store URL instead of a fresh test database (`sqlite://…`,
+    /// `postgres://…`): the demo and the benchmark keep their data where they say.
+    pub store_url: Option<String>,
+    /// Also run the Partner Center reconciler with these settings.
+    pub reconciler: Option<ReconcilerSettings>,
+    /// Also run the CRM poller with these settings.
+    pub poller: Option<PollerSettings>,
 }
 
 impl TestBedOptions {
@@ -113,6 +125,9 @@ impl TestBedOptions {
             partner_center: PartnerCenterConfig::for_tests(),
             wrap_store: None,
             wrap_crm: None,
+            store_url: None,
+            reconciler: None,
+            poller: None,
         }
     }
 }
@@ -155,9 +170,12 @@ pub struct TestBed<C: CrmUnderTest> {
     pub store: Arc<dyn Store>,
     /// The engine.
     pub engine: Arc<SyncEngine>,
+    /// The Partner Center emulator's base URL (`http://127.0.0.1:port/`).
+    pub pc_url: Url,
     worker_settings: Option<WorkerSettings>,
     shutdown: CancellationToken,
     workers: Option<JoinHandle<()>>,
+    loops_shutdown: CancellationToken,
     _servers: Vec<EmulatorHandle>,
     _sqlite: Option<TestSqlite>,
 }
@@ -171,12 +189,20 @@ impl<C: CrmUnderTest> TestBed<C> {
 
     /// A test bed built as `options` say; `None` when PostgreSQL is skipped on purpose.
     pub async fn start_with(options: TestBedOptions) -> Option<Self> {
-        let (url, sqlite) = match options.store {
-            StoreKind::Sqlite => {
+        Self::start_with_crm(options, C::start().await).await
+    }
+
+    /// A test bed around a CRM started by the caller (e.g. the demo's Salesforce on
+    /// the system clock, [`Salesforce::start_on`]); `None` when PostgreSQL is skipped
+    /// on purpose.
+    pub async fn start_with_crm(options: TestBedOptions, crm: C) -> Option<Self> {
+        let (url, sqlite) = match (options.store_url.clone(), options.store) {
+            (Some(url), _) => (url, None),
+            (None, StoreKind::Sqlite) => {
                 let db = sqlite_url_for_test();
                 (db.url().to_owned(), Some(db))
             }
-            StoreKind::Postgres => (postgres_url_for_test().await?, None),
+            (None, StoreKind::Postgres) => (postgres_url_for_test().await?, None),
         };
         let store = refsync_store::open_store(&url)
             .await
@@ -230,7 +256,6 @@ impl<C: CrmUnderTest> TestBed<C> {
             ),
         ));
 
-        let crm = C::start().await;
         let connector = match options.wrap_crm {
             Some(wrap) => wrap(crm.connector(), &pc),
             None => crm.connector(),
@@ -274,9 +299,27 @@ impl<C: CrmUnderTest> TestBed<C> {
                 .expect("register the webhook");
         }
 
+        let loops_shutdown = CancellationToken::new();
+        if let Some(settings) = options.reconciler {
+            tokio::spawn(run_reconciler(
+                Arc::clone(&engine),
+                settings,
+                loops_shutdown.clone(),
+            ));
+        }
+        if let Some(settings) = options.poller {
+            tokio::spawn(run_poller(
+                Arc::clone(&engine),
+                settings,
+                loops_shutdown.clone(),
+            ));
+        }
+
         let mut bed = Self {
             pc,
             pc_requests,
+            pc_url,
+            loops_shutdown,
             crm,
             store,
             engine,
@@ -415,5 +458,6 @@ impl<C: CrmUnderTest> TestBed<C> {
 impl<C: CrmUnderTest> Drop for TestBed<C> {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.loops_shutdown.cancel();
     }
 }

@@ -3,7 +3,7 @@
 //! newer than our last write), multi-currency on (the default mapping writes
 //! `CurrencyIsoCode`), and millisecond pacing and retries.
 
-use super::crm::{CrmUnderTest, salesforce_account, salesforce_opportunity};
+use super::crm::{CrmUnderTest, salesforce_account, salesforce_lead, salesforce_opportunity};
 use super::requests::RequestLog;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
@@ -35,10 +35,53 @@ pub struct Salesforce {
     pub requests: RequestLog,
     connector: Arc<SalesforceConnector>,
     mapping: Mapping,
-    _server: EmulatorHandle,
+    server: EmulatorHandle,
 }
 
 impl Salesforce {
+    /// Starts the emulator on `clock`: the suite's manual clock, or
+    /// [`Clock::System`] for the demo, where sellers edit records in real time.
+    pub async fn start_on(clock: Clock) -> Self {
+        let config = SalesforceConfig {
+            multi_currency: Some(MultiCurrency::default()),
+            ..SalesforceConfig::default()
+        };
+        let emulator = SalesforceEmulator::new(config, clock).expect("the Salesforce emulator");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind Salesforce");
+        let requests = RequestLog::default();
+        let server = serve(requests.record(emulator.router()), listener).expect("serve Salesforce");
+        let settings = SalesforceSettings {
+            login_url: server.url(""),
+            client_id: DEMO_CONSUMER_KEY.to_owned(),
+            client_secret: Some(SecretString::from(DEMO_CONSUMER_SECRET)),
+            request_timeout: Duration::from_secs(10),
+            requests_per_second: 1000.0,
+            slowed_requests_per_second: 200.0,
+            retry: RetrySettings {
+                max_attempts: 3,
+                min_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+            },
+            ..SalesforceSettings::default()
+        };
+        let connector = SalesforceConnector::new(settings, &TokenCache::new())
+            .expect("the Salesforce connector");
+        Self {
+            emulator,
+            requests,
+            connector: Arc::new(connector),
+            mapping: Mapping::salesforce().expect("the built-in Salesforce mapping is valid"),
+            server,
+        }
+    }
+
+    /// The emulator's base URL (`http://127.0.0.1:port/`), for the demo to print.
+    pub fn base_url(&self) -> String {
+        self.server.url("")
+    }
+
     fn object(&self, entity: &CrmEntity) -> String {
         self.mapping
             .entity(entity)
@@ -75,40 +118,7 @@ impl Salesforce {
 #[async_trait]
 impl CrmUnderTest for Salesforce {
     async fn start() -> Self {
-        let config = SalesforceConfig {
-            multi_currency: Some(MultiCurrency::default()),
-            ..SalesforceConfig::default()
-        };
-        let emulator = SalesforceEmulator::new(config, Clock::manual(Utc::now()))
-            .expect("the Salesforce emulator");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind Salesforce");
-        let requests = RequestLog::default();
-        let server = serve(requests.record(emulator.router()), listener).expect("serve Salesforce");
-        let settings = SalesforceSettings {
-            login_url: server.url(""),
-            client_id: DEMO_CONSUMER_KEY.to_owned(),
-            client_secret: Some(SecretString::from(DEMO_CONSUMER_SECRET)),
-            request_timeout: Duration::from_secs(10),
-            requests_per_second: 1000.0,
-            slowed_requests_per_second: 200.0,
-            retry: RetrySettings {
-                max_attempts: 3,
-                min_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(5),
-            },
-            ..SalesforceSettings::default()
-        };
-        let connector = SalesforceConnector::new(settings, &TokenCache::new())
-            .expect("the Salesforce connector");
-        Self {
-            emulator,
-            requests,
-            connector: Arc::new(connector),
-            mapping: Mapping::salesforce().expect("the built-in Salesforce mapping is valid"),
-            _server: server,
-        }
+        Self::start_on(Clock::manual(Utc::now())).await
     }
 
     fn name(&self) -> &'static str {
@@ -144,7 +154,8 @@ impl CrmUnderTest for Salesforce {
     }
 
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
-        self.emulator.clock().advance(TimeDelta::seconds(1));
+        // A manual clock moves; the system clock moves by itself (and refuses).
+        let _ = self.emulator.clock().advance(TimeDelta::seconds(1));
         self.emulator
             .update_as(
                 None,
@@ -153,6 +164,23 @@ impl CrmUnderTest for Salesforce {
                 &Value::Object(fields),
             )
             .expect("the seller's edit is accepted");
+    }
+
+    fn delete_as_user(&self, record: &CrmRecordRef) {
+        self.emulator
+            .delete_as(None, &self.object(&record.entity), record.id.as_str())
+            .expect("the record exists");
+    }
+
+    fn create_flagged_lead(&self, company: &str) -> CrmRecordRef {
+        let id = self
+            .emulator
+            .create_as(None, "Lead", &Value::Object(salesforce_lead(company)))
+            .expect("a lead");
+        CrmRecordRef::new(
+            CrmEntity::Lead,
+            CrmRecordId::parse(&id).expect("a record id"),
+        )
     }
 
     fn create_flagged_opportunity(
@@ -189,6 +217,14 @@ impl CrmUnderTest for Salesforce {
             .iter()
             .filter(|r| r.is_write())
             .count()
+    }
+
+    fn api_log(&self) -> Vec<String> {
+        self.requests
+            .under(API_PATH)
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
     }
 
     fn api_calls(&self) -> usize {
