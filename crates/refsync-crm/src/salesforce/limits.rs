@@ -118,16 +118,21 @@ impl UsageTracker {
 pub(crate) struct Pacer {
     normal: Duration,
     slowed: Duration,
+    /// Requests that may go at once before the spacing applies (at the normal rate).
+    burst: u32,
+    /// The theoretical time of the next request if every one were spaced (GCRA).
     next: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    /// A pacer for `normal` requests per second, `slowed` once slowed down (both > 0).
-    pub(crate) fn new(normal: f64, slowed: f64) -> Self {
+    /// A pacer for `normal` requests per second after a burst of `burst`, and
+    /// `slowed` (no burst) once slowed down (rates > 0).
+    pub(crate) fn new(normal: f64, slowed: f64, burst: u32) -> Self {
         let interval = |rate: f64| Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE));
         Self {
             normal: interval(normal),
             slowed: interval(slowed),
+            burst: burst.max(1),
             next: Mutex::new(None),
         }
     }
@@ -137,12 +142,21 @@ impl Pacer {
         if slowed { self.slowed } else { self.normal }
     }
 
-    /// Reserves the next slot: now if the pacer is idle, else one interval after the
-    /// last reserved slot.
+    /// Reserves the next slot: now while the burst lasts, else one interval after
+    /// the last reserved slot.
     pub(crate) fn reserve(&self, slowed: bool, now: Instant) -> Instant {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + self.interval(slowed));
+        let interval = self.interval(slowed);
+        let theoretical = next.map_or(now, |n| n.max(now));
+        let tolerance = if slowed {
+            Duration::ZERO
+        } else {
+            interval * (self.burst - 1)
+        };
+        let slot = theoretical
+            .checked_sub(tolerance)
+            .map_or(now, |earliest| earliest.max(now));
+        *next = Some(theoretical + interval);
         slot
     }
 
@@ -206,7 +220,7 @@ mod tests {
 
     #[test]
     fn slots_are_spaced_by_the_rate_in_force() {
-        let p = Pacer::new(10.0, 0.5);
+        let p = Pacer::new(10.0, 0.5, 1);
         let t0 = Instant::now();
         assert_eq!(p.reserve(false, t0), t0);
         assert_eq!(p.reserve(false, t0), t0 + Duration::from_millis(100));
@@ -217,5 +231,21 @@ mod tests {
         // An idle pacer starts at once.
         let later = t0 + Duration::from_secs(60);
         assert_eq!(p.reserve(false, later), later);
+    }
+
+    #[test]
+    fn a_burst_goes_at_once_then_the_rate_applies() {
+        let p = Pacer::new(10.0, 0.5, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(p.reserve(false, t0), t0);
+        }
+        assert_eq!(p.reserve(false, t0), t0 + Duration::from_millis(100));
+        assert_eq!(p.reserve(false, t0), t0 + Duration::from_millis(200));
+        // Idle long enough, the burst is available again.
+        let later = t0 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(p.reserve(false, later), later);
+        }
     }
 }

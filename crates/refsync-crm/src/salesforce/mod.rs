@@ -149,6 +149,7 @@ impl SalesforceConnector {
                     settings.requests_per_second,
                     settings.slowed_requests_per_second,
                 ),
+                burst: settings.burst,
                 threshold: settings.usage_slowdown_threshold,
             },
         );

@@ -48,6 +48,8 @@ pub(crate) struct RestOptions {
     pub(crate) retry: RetryPolicy,
     /// Requests per second, normally and once slowed down.
     pub(crate) rates: (f64, f64),
+    /// Requests that may go at once at the normal rate.
+    pub(crate) burst: u32,
     /// Share of the allocation past which the session slows down.
     pub(crate) threshold: f64,
 }
@@ -100,7 +102,7 @@ impl Rest {
             instance,
             client: Mutex::new(None),
             usage: UsageTracker::new(options.threshold),
-            pacer: Pacer::new(normal, slowed),
+            pacer: Pacer::new(normal, slowed, options.burst),
             options,
         }
     }

@@ -140,6 +140,11 @@ pub struct SalesforceSettings {
     pub request_timeout: Duration,
     /// Steady request rate while the allocation is comfortable. Default 10 per second.
     pub requests_per_second: f64,
+    /// Requests that may go at once before `requests_per_second` applies. Salesforce
+    /// limits a day's calls and concurrent long requests, not calls per second
+    /// (crm.md §2.7), so a few new referrals need not queue behind each other.
+    /// Default 50; 1 spaces every request. Not applied once slowed down.
+    pub burst: u32,
     /// The rate once usage passes `usage_slowdown_threshold`. Default 0.5 per second.
     pub slowed_requests_per_second: f64,
     /// Share of the daily allocation (0–1] past which the connector slows down and logs
@@ -172,6 +177,7 @@ impl Default for SalesforceSettings {
             jwt_audience: None,
             request_timeout: Duration::from_secs(30),
             requests_per_second: 10.0,
+            burst: 50,
             slowed_requests_per_second: 0.5,
             usage_slowdown_threshold: 0.8,
             lead_closed_status: "Closed - Not Converted".to_owned(),
