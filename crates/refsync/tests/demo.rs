@@ -35,7 +35,11 @@ async fn demo_converges(crm: CrmKind, backend: Backend) {
     assert_eq!(count("opportunity"), 3, "{}", report.render());
     assert_eq!(count("lead"), 6, "{}", report.render());
     assert_eq!(report.referrals_by_status.get("Closed/Won"), Some(&2));
-    assert!(report.audit_by_kind["wrote_back"] >= 9, "{}", report.render());
+    assert!(
+        report.audit_by_kind["wrote_back"] >= 9,
+        "{}",
+        report.render()
+    );
     assert!(report.duplicate_deliveries > 0, "the demo shows duplicates");
 }
 

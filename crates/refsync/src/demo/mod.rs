@@ -31,7 +31,7 @@ use refsync_partner_center::callback::{
 pub use report::DemoReport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -471,11 +471,7 @@ fn demo_config(
 
 /// The TOML of `config`, with `crm.<kind>.client_secret_file` (a key the config
 /// types keep out of their serialized form) added.
-fn config_file_text(
-    config: &Config,
-    kind: CrmKind,
-    crm_secret: &PathBuf,
-) -> anyhow::Result<String> {
+fn config_file_text(config: &Config, kind: CrmKind, crm_secret: &Path) -> anyhow::Result<String> {
     let mut value = toml::Value::try_from(config).context("rendering refsync.toml")?;
     if let Some(section) = value
         .get_mut("crm")
