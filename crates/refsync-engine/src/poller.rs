@@ -15,7 +15,8 @@ use crate::error::SyncError;
 use crate::metrics as m;
 use crate::settings::PollerSettings;
 use chrono::{DateTime, Utc};
-use refsync_core::mapping::EntityMapping;
+use refsync_core::mapping::{EntityMapping, FieldValues};
+use refsync_core::merge::{CrmSide, crm_changed_since_base};
 use refsync_core::{CrmEntity, CrmRecord, ReferralId, SyncKey};
 use refsync_store::{Enqueue, Trigger, WATERMARK_POLLER_CRM};
 use std::sync::Arc;
@@ -121,9 +122,21 @@ impl SyncEngine {
         // Older than what the last sync saw: nothing new. Anything else is enqueued
         // once per (record, modified time): the overlap re-reads records every poll,
         // and re-enqueueing one whose sync keeps failing would revive its dead letter
-        // on every poll. A tie is not skipped outright because Dataverse returns
-        // `modifiedon` to the second, so a seller's edit in the same second as our
-        // own write looks exactly like that write.
+        // on every poll. A tie is not skipped on its time alone because Dataverse
+        // returns `modifiedon` to the second, so a seller's edit in the same second
+        // as our own write has that write's time; the base comparison above told
+        // them apart.
+        // The record this link syncs, agreeing with the base on every field that
+        // flows to Partner Center: our own write coming back, or an edit of columns
+        // the mapping does not sync. Nothing to do, whatever its modified time.
+        if let Some(link) = &link
+            && link.crm_record.as_ref() == Some(&record_ref)
+        {
+            let base: FieldValues = link.base.clone().into_iter().collect();
+            if !crm_changed_since_base(em, &CrmSide::read(em, record), &base) {
+                return Ok(None);
+            }
+        }
         let seen = link.as_ref().and_then(|l| l.crm_modified_at);
         if let Some(modified) = record.modified_at {
             if seen.is_some_and(|seen| modified < seen) {

@@ -80,6 +80,21 @@ impl CrmSide {
     }
 }
 
+/// True when the CRM record holds, in a field that can flow to Partner Center, a
+/// value other than the base's: it changed since the two sides last agreed. Lets
+/// the CRM poller tell a seller's edit from our own write (or an edit of unmapped
+/// columns) without reading the referral; a field missing on either side counts
+/// as empty.
+pub fn crm_changed_since_base(mapping: &EntityMapping, crm: &CrmSide, base: &FieldValues) -> bool {
+    mapping
+        .synced_fields()
+        .filter(|f| f.direction.to_pc())
+        .any(|f| {
+            let canonical = |v: Option<&Value>| v.map_or(Value::Null, |v| f.canonicalize(v));
+            canonical(crm.values.values.get(&f.name)) != canonical(base.get(&f.name))
+        })
+}
+
 /// Merges one referral with one CRM record against the base. Pure and deterministic.
 pub fn merge(mapping: &EntityMapping, pc: &PcSide, crm: &CrmSide, base: &FieldValues) -> MergePlan {
     let mut run = Run {

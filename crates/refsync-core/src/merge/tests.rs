@@ -486,3 +486,23 @@ fn plans_explain_themselves() {
     assert_eq!(audit["conflicts"][0]["winner"], "pc");
     assert_eq!(audit["crm_writes"][0]["columns"], json!({"Amount": 1}));
 }
+
+#[test]
+fn a_crm_record_that_agrees_with_the_base_has_not_changed() {
+    let (referral, crm, base) = agreed();
+    let m = mapping();
+    let (_, side) = sides(&m, &referral, &crm);
+    // Amount "50000.00" vs base 50000, lowercase currency, the ✔ suffix: all equal.
+    assert!(!crm_changed_since_base(&m, &side, &base));
+
+    let mut edited = crm.clone();
+    edited["Description"] = json!("seller's note");
+    let (_, side) = sides(&m, &referral, &edited);
+    assert!(crm_changed_since_base(&m, &side, &base));
+
+    // A column the mapping does not sync is not a change.
+    let mut unmapped = crm;
+    unmapped["Rating"] = json!("Hot");
+    let (_, side) = sides(&m, &referral, &unmapped);
+    assert!(!crm_changed_since_base(&m, &side, &base));
+}

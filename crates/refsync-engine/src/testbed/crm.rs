@@ -38,6 +38,13 @@ pub trait CrmUnderTest: Send + Sync + Sized + 'static {
     /// Changes fields as a seller would in the CRM's UI.
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>);
 
+    /// [`CrmUnderTest::edit_as_user`] without moving the CRM's clock first: the edit
+    /// carries the same modified time as refsync's last write when the CRM keeps
+    /// seconds only (Dataverse), so only its values tell the two apart.
+    fn edit_as_user_in_the_same_second(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
+        self.edit_as_user(record, fields);
+    }
+
     /// Deletes a record as a seller would.
     fn delete_as_user(&self, record: &CrmRecordRef);
 

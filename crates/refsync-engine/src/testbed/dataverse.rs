@@ -169,6 +169,10 @@ impl CrmUnderTest for Dynamics {
 
     fn edit_as_user(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
         self.dataverse.advance_clock(Duration::from_secs(1));
+        self.edit_as_user_in_the_same_second(record, fields);
+    }
+
+    fn edit_as_user_in_the_same_second(&self, record: &CrmRecordRef, fields: Map<String, Value>) {
         let set = self.entity_mapping(&record.entity).collection.clone();
         let id = Uuid::parse_str(record.id.as_str()).expect("a Dataverse id");
         self.dataverse

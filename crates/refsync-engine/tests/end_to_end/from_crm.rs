@@ -41,6 +41,37 @@ pub async fn a_crm_edit_reaches_partner_center<C: CrmUnderTest>(store: StoreKind
     assert_eq!(again.enqueued, 0, "{again:?}");
 }
 
+/// A seller's edit with the very modified time of our last write (Dataverse keeps
+/// seconds) is still news: the poller compares values with the base, not times.
+pub async fn a_crm_edit_in_the_second_of_our_write_reaches_partner_center<C: CrmUnderTest>(
+    store: StoreKind,
+) {
+    let Some(bed) = TestBed::<C>::start(store).await else {
+        return;
+    };
+    let id = bed.send_referral();
+    bed.settle().await;
+    let poller = PollerSettings::default();
+    let lead = the_record(&bed, &CrmEntity::Lead, &id);
+    let mut edit = Map::new();
+    edit.insert(
+        column(&bed, &CrmEntity::Lead, "notes"),
+        json!("Edited within the same second."),
+    );
+    bed.crm
+        .edit_as_user_in_the_same_second(&lead.record_ref().unwrap(), edit);
+    let report = bed.engine.poll_crm_once(&poller).await.unwrap();
+    assert_eq!(report.enqueued, 1, "{report:?}");
+    bed.engine.wakeup().notify();
+    bed.settle().await;
+    assert_eq!(
+        pc_value(&bed, &CrmEntity::Lead, &id, "notes"),
+        json!("Edited within the same second.")
+    );
+    let again = bed.engine.poll_crm_once(&poller).await.unwrap();
+    assert_eq!(again.enqueued, 0, "{again:?}");
+}
+
 pub async fn echoes_of_our_own_writes_make_no_further_writes<C: CrmUnderTest>(store: StoreKind) {
     let Some(bed) = TestBed::<C>::start(store).await else {
         return;

@@ -51,6 +51,7 @@ scenarios!(
     a_412_is_resolved_by_re_reading,
     a_crash_between_crm_write_and_link_commit_makes_no_second_record,
     a_crm_edit_reaches_partner_center,
+    a_crm_edit_in_the_second_of_our_write_reaches_partner_center,
     echoes_of_our_own_writes_make_no_further_writes,
     a_permanent_failure_is_dead_lettered_with_its_reason,
     shutdown_releases_in_flight_keys,

@@ -2,8 +2,11 @@
 //! end to end against the bundled emulators on loopback, with the real service.
 //!
 //! - [`intake`]: verified-and-durably-stored webhook events per second, and latency.
+//! - [`sync`]: referrals end to end into the CRM and back: latency at an offered
+//!   rate, sustained throughput, outbound calls per referral.
 
 pub mod intake;
+pub mod sync;
 
 use clap::{Args, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
@@ -14,6 +17,8 @@ use std::time::Duration;
 pub enum BenchCommand {
     /// Webhook intake: events/s and p50/p99 latency at several concurrencies, per store.
     Intake(intake::IntakeArgs),
+    /// Sync: referral → CRM record + write-back, latency at an offered rate, throughput, calls per referral.
+    Sync(sync::SyncBenchArgs),
 }
 
 /// The store backends a benchmark can run against.
@@ -41,6 +46,7 @@ pub struct BackendArgs {
 pub async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Intake(args) => intake::run(args).await,
+        BenchCommand::Sync(args) => sync::run(args).await,
     }
 }
 

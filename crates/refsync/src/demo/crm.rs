@@ -33,21 +33,25 @@ pub enum DemoCrm {
 }
 
 impl DemoCrm {
-    /// Starts the emulator for `kind` on `listener`.
+    /// Starts the emulator for `kind` on `listener`; `lift_limits` switches off
+    /// Dataverse's service protection and raises Salesforce's daily allocation.
     pub async fn start(
         kind: CrmKind,
         listener: TcpListener,
         authority: &EntraAuthority,
+        lift_limits: bool,
     ) -> anyhow::Result<Self> {
         Ok(match kind {
-            CrmKind::Dynamics => DemoCrm::Dynamics(
-                DataverseEmulator::start_with_authority(
-                    DataverseConfig::default(),
-                    listener,
-                    authority.clone(),
+            CrmKind::Dynamics => {
+                let mut config = DataverseConfig::default();
+                if lift_limits {
+                    config.limits.enabled = false;
+                }
+                DemoCrm::Dynamics(
+                    DataverseEmulator::start_with_authority(config, listener, authority.clone())
+                        .context("starting the Dataverse emulator")?,
                 )
-                .context("starting the Dataverse emulator")?,
-            ),
+            }
             CrmKind::Salesforce => {
                 // The org has every currency Microsoft's generated customers use
                 // enabled, as an admin would (an unknown one is a rejected write).
@@ -55,10 +59,13 @@ impl DemoCrm {
                 for code in ["BRL", "INR"] {
                     currencies.active.push(code.to_owned());
                 }
-                let config = SalesforceConfig {
+                let mut config = SalesforceConfig {
                     multi_currency: Some(currencies),
                     ..SalesforceConfig::default()
                 };
+                if lift_limits {
+                    config.limits.daily_api_requests = u64::MAX / 2;
+                }
                 let emulator = SalesforceEmulator::new(config, Clock::System)
                     .context("starting the Salesforce emulator")?;
                 let handle = emulator.serve(listener).context("serving Salesforce")?;

@@ -56,6 +56,11 @@ pub struct DemoArgs {
     /// Longest wait for any one step before the demo gives up and says what is missing.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub step_timeout: Duration,
+    /// Measure refsync, not the CRM's limits: the emulator's service protection /
+    /// daily allocation lifted and the connector's pacing opened up to match
+    /// (`refsync bench sync`).
+    #[arg(skip)]
+    pub lift_crm_limits: bool,
 }
 
 impl DemoArgs {
@@ -68,6 +73,7 @@ impl DemoArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store: None,
             step_timeout: Duration::from_secs(60),
+            lift_crm_limits: false,
         }
     }
 }
@@ -108,7 +114,13 @@ impl Demo {
         pc_config.entra.device_code_interval = Duration::from_secs(1);
         let pc = PartnerCenterEmulator::start(pc_config, bind_any().await?)
             .context("starting the Partner Center emulator")?;
-        let crm = DemoCrm::start(args.crm, bind_any().await?, pc.authority()).await?;
+        let crm = DemoCrm::start(
+            args.crm,
+            bind_any().await?,
+            pc.authority(),
+            args.lift_crm_limits,
+        )
+        .await?;
         println!("Partner Center emulator  {}", pc.base_url());
         println!(
             "{:<24} {}",
@@ -440,6 +452,13 @@ fn demo_config(
     config.sync.retry_max = Duration::from_secs(2);
     config.poller.interval = Duration::from_millis(500);
     config.poller.overlap = Duration::from_secs(5);
+    if args.lift_crm_limits {
+        config.crm.dynamics.requests_per_second = 100_000.0;
+        config.crm.dynamics.burst = 100_000;
+        config.crm.salesforce.requests_per_second = 100_000.0;
+        config.crm.salesforce.burst = 100_000;
+        config.sync.workers = 16;
+    }
 
     // Secrets go to files beside the config, as a deployment keeps them.
     let key = base64::engine::general_purpose::STANDARD.encode(rand_key()?);

@@ -1,0 +1,321 @@
+//! `refsync bench sync`: referrals end to end through the real service (signed
+//! webhook → verify → queue → worker → GET referral → CRM upsert → PATCH
+//! write-back → link saved), on the loopback emulators the demo runs.
+//!
+//! Latency is from Microsoft creating the referral to refsync's link being saved,
+//! which happens after both the CRM write and the write-back; it is computed from
+//! the store's own timestamp, so the measuring never polls the service under load.
+//! Outbound calls are counted by refsync's own `refsync_outbound_requests_total`.
+
+use super::{latency_histogram, ms};
+use crate::config::CrmKind;
+use crate::demo::{Demo, DemoArgs};
+use crate::server::metrics_handle;
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use comfy_table::Table;
+use refsync_core::ReferralId;
+use refsync_emulators::partner_center::SignatureHeader;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// `refsync bench sync`.
+#[derive(Debug, Args)]
+pub struct SyncBenchArgs {
+    /// The CRM.
+    #[arg(long, value_enum, default_value_t = CrmKind::Dynamics)]
+    pub crm: CrmKind,
+    /// Offered load: new referrals per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// How long the offered load lasts.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Referrals sent at once for the sustained-throughput figure.
+    #[arg(long, default_value_t = 2000)]
+    pub burst: usize,
+    /// Store URL (default: SQLite in a temporary directory).
+    #[arg(long)]
+    pub store: Option<String>,
+}
+
+/// The figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncFigures {
+    /// The CRM measured.
+    pub crm: CrmKind,
+    /// Offered referrals per second.
+    pub offered_rate: u32,
+    /// Referrals sent at that rate.
+    pub offered: usize,
+    /// p50 / p99 latency at the offered rate (µs).
+    pub offered_p50_us: u64,
+    /// p99.
+    pub offered_p99_us: u64,
+    /// Referrals in the burst.
+    pub burst: usize,
+    /// Referrals per second through the burst, first sent to last linked.
+    pub sustained_per_second: f64,
+    /// Outbound calls per new referral, by API, its own write-back's webhook included.
+    pub calls_per_new_referral: BTreeMap<String, f64>,
+    /// Outbound calls per webhook whose referral did not change, by API.
+    pub calls_per_unchanged_webhook: BTreeMap<String, f64>,
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
+    let figures = measure(&args).await?;
+    println!("{}", figures_table(&figures));
+    Ok(())
+}
+
+/// Starts the demo's stack with the CRM's limits lifted and measures.
+pub async fn measure(args: &SyncBenchArgs) -> anyhow::Result<SyncFigures> {
+    let mut demo_args = DemoArgs::new(args.crm, 0);
+    demo_args.store = args.store.clone();
+    demo_args.lift_crm_limits = true;
+    demo_args.step_timeout = Duration::from_secs(120);
+    let demo = Demo::start(&demo_args).await?;
+    let result = measure_on(&demo, args).await;
+    demo.shutdown().await;
+    result
+}
+
+async fn measure_on(demo: &Demo, args: &SyncBenchArgs) -> anyhow::Result<SyncFigures> {
+    // Warm-up: tokens, currency lookups, certificate cache, SQLite pages.
+    let warm = send(demo, 20);
+    wait_linked(demo, &warm).await?;
+    wait_idle(demo).await?;
+
+    eprintln!("sync: {} referrals/s for {:?} …", args.rate, args.duration);
+    let offered = offer_at_rate(demo, args.rate, args.duration).await?;
+    let offered_latency = latencies(demo, &offered).await?;
+    wait_idle(demo).await?;
+
+    eprintln!("sync: {} referrals at once …", args.burst);
+    let before = outbound_calls();
+    let sent_at = Utc::now();
+    let burst = send(demo, args.burst);
+    let done = wait_linked(demo, &burst).await?;
+    wait_idle(demo).await?;
+    let after = outbound_calls();
+    let last = done.values().max().copied().unwrap_or(sent_at);
+    let seconds = (last - sent_at).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
+    let calls_per_new_referral = per_item(&before, &after, args.burst);
+
+    eprintln!("sync: webhooks for unchanged referrals …");
+    let unchanged: Vec<ReferralId> = burst.iter().take(200).map(|(id, _)| id.clone()).collect();
+    let before = outbound_calls();
+    post_unchanged_webhooks(demo, &unchanged).await?;
+    wait_idle(demo).await?;
+    let after = outbound_calls();
+    let calls_per_unchanged_webhook = per_item(&before, &after, unchanged.len());
+
+    Ok(SyncFigures {
+        crm: args.crm,
+        offered_rate: args.rate,
+        offered: offered.len(),
+        offered_p50_us: offered_latency.value_at_quantile(0.50),
+        offered_p99_us: offered_latency.value_at_quantile(0.99),
+        burst: args.burst,
+        sustained_per_second: args.burst as f64 / seconds,
+        calls_per_new_referral,
+        calls_per_unchanged_webhook,
+    })
+}
+
+type Sent = Vec<(ReferralId, DateTime<Utc>)>;
+
+/// Microsoft sends `n` referrals now.
+fn send(demo: &Demo, n: usize) -> Sent {
+    let at = Utc::now();
+    demo.pc
+        .send_generated_referrals(n)
+        .iter()
+        .filter_map(|r| r["id"].as_str().and_then(|id| ReferralId::parse(id).ok()))
+        .map(|id| (id, at))
+        .collect()
+}
+
+/// One new referral every `1 / rate` s for `duration`, on a fixed schedule.
+async fn offer_at_rate(demo: &Demo, rate: u32, duration: Duration) -> anyhow::Result<Sent> {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = (duration.as_secs_f64() * f64::from(rate)).round() as usize;
+    let mut sent = Vec::with_capacity(total);
+    for _ in 0..total {
+        ticks.tick().await;
+        sent.extend(send(demo, 1));
+    }
+    Ok(sent)
+}
+
+/// Waits until every referral is linked; returns when each link was saved.
+async fn wait_linked(
+    demo: &Demo,
+    sent: &Sent,
+) -> anyhow::Result<BTreeMap<ReferralId, DateTime<Utc>>> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut done = BTreeMap::new();
+    loop {
+        for (id, _) in sent {
+            if done.contains_key(id) {
+                continue;
+            }
+            if let Some(link) = demo.service.store().link_by_referral(id).await?
+                && link.crm_record.is_some()
+            {
+                done.insert(id.clone(), link.created_at);
+            }
+        }
+        if done.len() == sent.len() {
+            return Ok(done);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {} referrals synced within 300 s",
+                done.len(),
+                sent.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn latencies(demo: &Demo, sent: &Sent) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let done = wait_linked(demo, sent).await?;
+    let mut histogram = latency_histogram()?;
+    for (id, at) in sent {
+        let linked = done.get(id).context("linked")?;
+        let micros = (*linked - *at).num_microseconds().unwrap_or(0).max(1) as u64;
+        histogram.record(micros)?;
+    }
+    Ok(histogram)
+}
+
+/// Waits until nothing is queued or being worked.
+async fn wait_idle(demo: &Demo) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let q = demo.service.store().status_summary(Utc::now()).await?.queue;
+        if q.due + q.scheduled + q.retrying + q.leased == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the queue did not drain within 300 s: {q:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Genuine, signed `referral-updated` webhooks for referrals that did not change
+/// (a redelivery with a new change time), posted straight to refsync.
+async fn post_unchanged_webhooks(demo: &Demo, ids: &[ReferralId]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let url = format!(
+        "http://{}{}",
+        demo.service.local_addr(),
+        demo.config.webhook.path
+    );
+    let base = Utc::now();
+    for (i, id) in ids.iter().enumerate() {
+        let at = base + chrono::Duration::milliseconds(i as i64);
+        let event = demo.pc.signed_event(
+            "referral-updated",
+            id.as_str(),
+            at,
+            SignatureHeader::Authorization,
+        )?;
+        let mut request = http.post(&url).body(event.body);
+        for (name, value) in event.headers {
+            request = request.header(name, value);
+        }
+        let status = request.send().await?.status();
+        if !status.is_success() {
+            bail!("the webhook for {id} was answered {status}");
+        }
+    }
+    Ok(())
+}
+
+/// `refsync_outbound_requests_total` summed per `api` label.
+fn outbound_calls() -> BTreeMap<String, f64> {
+    let mut calls = BTreeMap::new();
+    let Some(handle) = metrics_handle() else {
+        return calls;
+    };
+    for line in handle.render().lines() {
+        let Some(rest) = line.strip_prefix(refsync_outbound::call::REQUESTS_TOTAL) else {
+            continue;
+        };
+        let Some(api) = rest
+            .split("api=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        else {
+            continue;
+        };
+        let value: f64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *calls.entry(api.to_owned()).or_default() += value;
+    }
+    calls
+}
+
+fn per_item(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    items: usize,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(api, n)| {
+            let delta = n - before.get(api).copied().unwrap_or(0.0);
+            (api.clone(), delta / items.max(1) as f64)
+        })
+        .filter(|(_, per)| *per > 0.0)
+        .collect()
+}
+
+fn calls_text(calls: &BTreeMap<String, f64>) -> String {
+    let total: f64 = calls.values().sum();
+    let parts: Vec<String> = calls
+        .iter()
+        .map(|(api, n)| format!("{api} {n:.2}"))
+        .collect();
+    format!("{total:.2} ({})", parts.join(", "))
+}
+
+/// The table the README quotes.
+pub fn figures_table(f: &SyncFigures) -> String {
+    let mut table = Table::new();
+    table.set_header(["sync, ".to_owned() + &f.crm.to_string(), "value".to_owned()]);
+    table.add_row([
+        format!(
+            "{} referrals/s offered ({} referrals): p50",
+            f.offered_rate, f.offered
+        ),
+        ms(f.offered_p50_us),
+    ]);
+    table.add_row([
+        format!("{} referrals/s offered: p99", f.offered_rate),
+        ms(f.offered_p99_us),
+    ]);
+    table.add_row([
+        format!("sustained ({} at once)", f.burst),
+        format!("{:.0} referrals/s", f.sustained_per_second),
+    ]);
+    table.add_row([
+        "outbound calls per new referral → lead (incl. its write-back's own webhook)".to_owned(),
+        calls_text(&f.calls_per_new_referral),
+    ]);
+    table.add_row([
+        "outbound calls per webhook of an unchanged referral".to_owned(),
+        calls_text(&f.calls_per_unchanged_webhook),
+    ]);
+    table.to_string()
+}
