@@ -6,6 +6,7 @@ use refsync::bench::run_bench;
 use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::emulate::run_emulator;
+use refsync::operator::run_operator;
 use refsync::service::run_service;
 use refsync::signin::{read_sign_in_status, run_login};
 use refsync::status::{read_status, status_json, status_table};
@@ -78,6 +79,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "signed in; the refresh token is stored, encrypted, and expires {at} unless used"
                 ),
                 None => println!("signed in; the refresh token is stored, encrypted"),
+            }
+        }
+        Command::Operator(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let output = run_operator(&config, command).await?;
+            print!("{}", output.text);
+            if let Some(why) = output.failure {
+                bail!(why);
             }
         }
         Command::Config(ConfigCommand::Check) => {
