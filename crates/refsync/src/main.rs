@@ -17,8 +17,9 @@ use refsync_outbound::entra::DeviceCodeOptions;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A benchmark prints a table; the service's per-request logs would bury it.
+    // The operator's commands print tables or JSON on stdout, which logs would spoil.
     let default_filter = match cli.command {
-        Command::Bench(_) => "warn",
+        Command::Bench(_) | Command::Operator(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_filter);

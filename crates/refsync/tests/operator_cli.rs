@@ -66,4 +66,16 @@ fn exit_status_follows_the_outcome() {
         String::from_utf8_lossy(&out.stderr).contains("not a dead letter"),
         "{out:?}"
     );
+
+    // JSON on stdout is JSON alone: no log lines mixed in.
+    let out = Command::new(env!("CARGO_BIN_EXE_refsync"))
+        .args(["dead-letters", "list", "--json"])
+        .env_remove("REFSYNC_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("REFSYNC_STORE__URL", db.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
 }
