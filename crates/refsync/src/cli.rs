@@ -3,6 +3,7 @@
 
 use crate::bench::BenchCommand;
 use crate::emulate::EmulateCommand;
+use crate::operator::OperatorCommand;
 use crate::telemetry::LogFormat;
 use crate::webhooks::WebhooksCommand;
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +55,9 @@ pub enum Command {
     /// Run a bundled emulator (Partner Center, Salesforce) on its own.
     #[command(subcommand)]
     Emulate(EmulateCommand),
+    /// The operator's commands: sync, audit, dead-letters, reconcile, mapping.
+    #[command(flatten)]
+    Operator(OperatorCommand),
 }
 
 /// `refsync config …`.

@@ -8,6 +8,7 @@
 //! - [`service`]: `refsync serve`, and the in-process service tests and the demo start.
 //! - [`status`]: `refsync status`.
 //! - [`webhooks`]: `refsync webhooks register|show|update|test`.
+//! - [`operator`]: `refsync sync|audit|dead-letters|reconcile|mapping check`.
 //! - [`bench`]: `refsync bench …`, the measured figures in the README.
 //! - [`cli`]: the clap command tree; `main.rs` only parses and dispatches.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod emulate;
 pub mod engine;
 pub mod intake;
+pub mod operator;
 pub mod server;
 pub mod service;
 pub mod signin;

@@ -7,6 +7,7 @@ use refsync::cli::{Cli, Command, ConfigCommand};
 use refsync::config::{CONFIG_TEMPLATE, Config};
 use refsync::demo::run_demo;
 use refsync::emulate::run_emulator;
+use refsync::operator::run_operator;
 use refsync::service::run_service;
 use refsync::signin::{read_sign_in_status, run_login};
 use refsync::status::{read_status, status_json, status_table};
@@ -16,10 +17,11 @@ use refsync_outbound::entra::DeviceCodeOptions;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // A benchmark or the demo prints its own progress and tables; the service's
-    // per-sync logs would bury them (RUST_LOG=info brings them back).
+    // Benchmarks, the demo and the operator's commands print their own progress,
+    // tables or JSON on stdout; the service's per-sync logs would bury or spoil
+    // them (RUST_LOG=info brings them back).
     let default_filter = match cli.command {
-        Command::Bench(_) | Command::Demo(_) => "warn",
+        Command::Bench(_) | Command::Demo(_) | Command::Operator(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_filter);
@@ -83,6 +85,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "signed in; the refresh token is stored, encrypted, and expires {at} unless used"
                 ),
                 None => println!("signed in; the refresh token is stored, encrypted"),
+            }
+        }
+        Command::Operator(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let output = run_operator(&config, command).await?;
+            print!("{}", output.text);
+            if let Some(why) = output.failure {
+                bail!(why);
             }
         }
         Command::Config(ConfigCommand::Check) => {
