@@ -94,24 +94,24 @@ pub(crate) fn registration_caller(
         .map_err(Refusal::Token)
 }
 
-/// What one caller can see, computed once per request.
+/// What one caller can see, worked out once per request and only as far as asked:
+/// the partner's own referrals need no scan, so a GET or PATCH of one stays O(1);
+/// the engagements that make Microsoft's halves visible are gathered the first
+/// time such a referral is asked about.
 pub(crate) struct Visibility<'s> {
+    store: &'s ReferralStore,
     own_org: &'s str,
     /// Engagements in which the caller sees one of the partner's own referrals.
-    engagements: HashSet<&'s str>,
+    engagements: std::cell::OnceCell<HashSet<&'s str>>,
     caller: Caller,
 }
 
 impl<'s> Visibility<'s> {
     pub(crate) fn new(store: &'s ReferralStore, own_org: &'s str, caller: &Caller) -> Self {
-        let engagements = store
-            .iter()
-            .filter(|r| is_own(r, own_org) && team_allows(r, caller))
-            .filter_map(StoredReferral::engagement_id)
-            .collect();
         Self {
+            store,
             own_org,
-            engagements,
+            engagements: std::cell::OnceCell::new(),
             caller: caller.clone(),
         }
     }
@@ -121,8 +121,14 @@ impl<'s> Visibility<'s> {
         if is_own(r, self.own_org) {
             return team_allows(r, &self.caller);
         }
-        r.engagement_id()
-            .is_some_and(|e| self.engagements.contains(e))
+        let engagements = self.engagements.get_or_init(|| {
+            self.store
+                .iter()
+                .filter(|r| is_own(r, self.own_org) && team_allows(r, &self.caller))
+                .filter_map(StoredReferral::engagement_id)
+                .collect()
+        });
+        r.engagement_id().is_some_and(|e| engagements.contains(e))
     }
 }
 
