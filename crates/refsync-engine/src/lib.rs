@@ -68,6 +68,7 @@ pub mod memory_crm;
 mod metrics;
 pub mod operator;
 pub mod outcome;
+mod periodic;
 pub mod poller;
 mod read;
 pub mod reconciler;

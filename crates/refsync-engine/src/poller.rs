@@ -168,23 +168,10 @@ pub async fn run_poller(
     settings: PollerSettings,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(settings.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = ticks.tick() => {
-                let poll = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    poll = engine.poll_crm_once(&settings) => poll,
-                };
-                if let Err(e) = poll {
-                    tracing::warn!(error = %e, "CRM poll failed; trying again at the next interval");
-                }
-            }
-        }
-    }
+    crate::periodic::run_periodically("CRM poll", settings.interval, shutdown, || {
+        engine.poll_crm_once(&settings)
+    })
+    .await;
 }
 
 /// The modified time each record was last enqueued for by this process's poller.

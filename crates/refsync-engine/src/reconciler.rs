@@ -126,21 +126,8 @@ pub async fn run_reconciler(
     settings: ReconcilerSettings,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(settings.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = ticks.tick() => {
-                let pass = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    pass = engine.reconcile_once(&settings) => pass,
-                };
-                if let Err(e) = pass {
-                    tracing::warn!(error = %e, "reconciliation pass failed; trying again at the next interval");
-                }
-            }
-        }
-    }
+    crate::periodic::run_periodically("reconciliation pass", settings.interval, shutdown, || {
+        engine.reconcile_once(&settings)
+    })
+    .await;
 }
