@@ -152,37 +152,45 @@ async fn offer_at_rate(demo: &Demo, rate: u32, duration: Duration) -> anyhow::Re
 }
 
 /// Waits until every referral is linked; returns when each link was saved.
+///
+/// The figures come from the store's own timestamps, not from when this loop
+/// notices, so it looks as little as it can: referrals finish roughly in the order
+/// sent, so each look walks forward from the first one not yet linked and stops
+/// at the next one missing; the times are read in one pass at the end.
 async fn wait_linked(
     demo: &Demo,
     sent: &Sent,
 ) -> anyhow::Result<BTreeMap<ReferralId, DateTime<Utc>>> {
+    let store = demo.service.store();
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut done = BTreeMap::new();
-    loop {
-        for (id, _) in sent {
-            if done.contains_key(id) {
-                continue;
-            }
-            if let Some(link) = demo.service.store().link_by_referral(id).await?
-                && link.crm_record.is_some()
-            {
-                done.insert(id.clone(), link.created_at);
-            }
-        }
-        if done.len() == sent.len() {
-            return Ok(done);
+    let mut first_missing = 0;
+    while first_missing < sent.len() {
+        let (id, _) = &sent[first_missing];
+        let linked = store
+            .link_by_referral(id)
+            .await?
+            .is_some_and(|l| l.crm_record.is_some());
+        if linked {
+            first_missing += 1;
+            continue;
         }
         if Instant::now() > deadline {
             bail!(
-                "{} of {} referrals synced within 300 s",
-                done.len(),
+                "{first_missing} of {} referrals synced within 300 s",
                 sent.len()
             );
         }
-        // The figures come from the store's timestamps, not from when this loop
-        // notices; look rarely so the looking does not load the service measured.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut done = BTreeMap::new();
+    for (id, _) in sent {
+        let link = store
+            .link_by_referral(id)
+            .await?
+            .with_context(|| format!("{id} was linked a moment ago"))?;
+        done.insert(id.clone(), link.created_at);
+    }
+    Ok(done)
 }
 
 async fn latencies(demo: &Demo, sent: &Sent) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
@@ -207,7 +215,7 @@ async fn wait_idle(demo: &Demo) -> anyhow::Result<()> {
         if Instant::now() > deadline {
             bail!("the queue did not drain within 300 s: {q:?}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
