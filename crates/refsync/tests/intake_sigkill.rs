@@ -35,7 +35,6 @@ struct Served {
 
 impl Served {
     /// Starts the binary and waits for its "refsync serving" log line.
-    #[allow(clippy::zombie_processes)] // `Drop` kills and waits; the lint cannot see it
     fn start(config_path: &std::path::Path) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_refsync"))
             .args(["--log-format", "json", "serve", "--config"])
@@ -60,8 +59,13 @@ impl Served {
                 }
             });
         }
+        // From here on the guard kills the child, even if the address never comes.
+        let mut served = Served {
+            child,
+            addr: String::new(),
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        while served.addr.is_empty() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx
                 .recv_timeout(left)
@@ -70,12 +74,10 @@ impl Served {
                 continue;
             };
             if let Some(addr) = json.get("local_addr").and_then(|v| v.as_str()) {
-                return Served {
-                    child,
-                    addr: addr.to_owned(),
-                };
+                served.addr = addr.to_owned();
             }
         }
+        served
     }
 }
 
