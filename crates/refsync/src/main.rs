@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     // tables or JSON on stdout; the service's per-sync logs would bury or spoil
     // them (RUST_LOG=info brings them back).
     let default_filter = match cli.command {
-        Command::Bench(_) | Command::Demo(_) | Command::Operator(_) => "warn",
+        Command::Bench(_) | Command::Demo(_) | Command::Operator(_) | Command::Status(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_filter);

@@ -99,7 +99,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoReport> {
     let report = demo.run_scenario(args.referrals).await?;
     println!("{}", report.render());
     if args.keep_running {
-        demo.print_how_to_explore();
+        demo.print_how_to_explore(report.example.as_ref());
         crate::service::wait_for_shutdown_signal().await;
     }
     demo.shutdown().await;
@@ -220,7 +220,7 @@ impl Demo {
 
         let edited = &accepted[..2];
         println!(
-            "\n4. A seller raises the deal value of {} opportunities in the CRM",
+            "\n4. A seller changes the deal value of {} opportunities in the CRM",
             edited.len()
         );
         let mut expected_values = BTreeMap::new();
@@ -249,18 +249,28 @@ impl Demo {
         })
         .await?;
 
-        println!("\n5. Microsoft closes 3 referrals: 2 won, 1 lost");
-        self.pc
-            .microsoft_change(accepted[2].as_str(), MicrosoftChange::Win)?;
-        self.pc
-            .microsoft_change(accepted[3 % accepted.len()].as_str(), MicrosoftChange::Win)?;
+        println!("\n5. Three referrals close: two won, one declined");
+        // Two distinct accepted ones (there are at least two when n >= 6).
+        for won in [&accepted[accepted.len() - 1], &accepted[0]] {
+            self.pc
+                .microsoft_change(won.as_str(), MicrosoftChange::Win)?;
+        }
         self.pc.microsoft_change(
             ids[n - 1].as_str(),
             MicrosoftChange::Decline(Some("Not a fit".into())),
         )?;
         self.wait_for_convergence(&ids).await?;
 
-        report::collect(self, &ids, arrival, started.elapsed(), calls_before).await
+        let example = accepted.first().cloned();
+        report::collect(
+            self,
+            &ids,
+            arrival,
+            started.elapsed(),
+            calls_before,
+            example,
+        )
+        .await
     }
 
     /// Waits until every referral has a CRM record; returns each one's time from
@@ -387,12 +397,15 @@ impl Demo {
         )
     }
 
-    fn print_how_to_explore(&self) {
+    fn print_how_to_explore(&self, example: Option<&ReferralId>) {
         let config = self.dir.path().join("refsync.toml");
         println!("\nStill running. In another shell:");
         println!("  export REFSYNC_CONFIG={}", config.display());
         println!("  refsync status");
-        println!("  refsync audit <referral-id>");
+        match example {
+            Some(id) => println!("  refsync audit {id}      # accepted, edited in the CRM, won"),
+            None => println!("  refsync audit <referral-id>"),
+        }
         println!("  refsync dead-letters list");
         println!(
             "  curl -s {}/_emulator/partner-center/referrals -H 'content-type: application/json' -d '{{\"count\":1}}'",

@@ -33,6 +33,8 @@ pub struct DemoReport {
     pub crm_api_calls: u64,
     /// The whole scenario.
     pub elapsed: Duration,
+    /// A referral with the richest audit trail (accepted, edited in the CRM, won).
+    pub example: Option<ReferralId>,
 }
 
 impl DemoReport {
@@ -103,6 +105,7 @@ pub(super) async fn collect(
     arrival: Vec<Duration>,
     elapsed: Duration,
     crm_calls_before: u64,
+    example: Option<ReferralId>,
 ) -> anyhow::Result<DemoReport> {
     let crm_api_calls = demo.crm.api_calls().saturating_sub(crm_calls_before);
     let store = demo.service.store();
@@ -132,6 +135,7 @@ pub(super) async fn collect(
         arrival,
         crm_api_calls,
         elapsed,
+        example,
     };
     for id in ids {
         if let Some(r) = demo.pc.referral(id.as_str()) {
@@ -202,6 +206,7 @@ mod tests {
             ],
             crm_api_calls: 12,
             elapsed: Duration::from_secs(2),
+            example: None,
         };
         assert_eq!(report.arrival_percentile(0.5), Duration::from_millis(20));
         assert_eq!(report.arrival_percentile(1.0), Duration::from_millis(30));
