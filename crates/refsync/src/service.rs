@@ -54,19 +54,13 @@ impl Service {
             .context("building the webhook verifier from [webhook]")?;
         let work_arrived = Arc::new(Notify::new());
         let intake = Intake::new(verifier, Arc::clone(&store), Arc::clone(&work_arrived));
-        let app = router(
-            AppState {
-                intake,
-                store: Arc::clone(&store),
-            },
-            &config.webhook.path,
-        );
         let local_addr = listener
             .local_addr()
             .context("reading the listener's address")?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let engine = build_engine(config, Arc::clone(&store))?;
+        let referrals_tokens = engine.as_ref().map(|b| Arc::clone(&b.referrals_tokens));
         let engine = match engine {
             Some(BuiltEngine { engine, .. }) => {
                 start_engine_loops(config, &engine, &work_arrived, &shutdown, &tasks);
@@ -79,6 +73,14 @@ impl Service {
                 None
             }
         };
+        let app = router(
+            AppState {
+                intake,
+                store: Arc::clone(&store),
+                referrals_tokens,
+            },
+            &config.webhook.path,
+        );
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app)

@@ -53,3 +53,37 @@ async fn salesforce(backend: Backend) {
 }
 
 backend_tests!(dynamics, salesforce);
+
+/// A revoked refresh token shows at `/readyz` (which stays 200: webhooks are still
+/// taken and queued) once the engine next needs a Partner Center token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_a_revoked_sign_in_without_refusing_traffic() {
+    let demo = Demo::start(&DemoArgs::new(CrmKind::Dynamics, 6))
+        .await
+        .unwrap();
+    let readyz = format!("http://{}/readyz", demo.service.local_addr());
+    let ready: serde_json::Value = reqwest::get(&readyz).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["login_required"], false, "{ready}");
+
+    let user = refsync_emulators::entra::DEMO_ADMIN_USER;
+    demo.pc.authority().revoke_refresh_tokens(user);
+    demo.pc.authority().expire_access_tokens();
+    demo.pc.send_generated_referrals(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let response = reqwest::get(&readyz).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        if body["login_required"] == true {
+            assert_eq!(body["partner_center_sign_in"]["state"], "login_required");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    demo.shutdown().await;
+}

@@ -21,6 +21,9 @@ pub struct AppState {
     pub intake: Intake,
     /// The store, for readiness.
     pub store: Arc<dyn Store>,
+    /// The Referrals API's App+User tokens, when the engine runs: their health is
+    /// part of `/readyz`.
+    pub referrals_tokens: Option<Arc<refsync_outbound::token::CachedTokenSource>>,
 }
 
 /// The router for `webhook_path` plus `/healthz`, `/readyz` and `/metrics`.
@@ -34,15 +37,26 @@ pub fn router(state: AppState, webhook_path: &str) -> Router {
         .with_state(state)
 }
 
-/// Ready when the store answers.
+/// Ready (200) when the store answers: webhooks can be taken. The Partner Center
+/// sign-in is reported beside it but does not gate readiness — with a refused
+/// refresh token, webhooks are still stored and queued, and turning traffic away
+/// would only push them into Partner Center's offline queue.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.status_summary(chrono::Utc::now()).await {
-        Ok(_) => (StatusCode::OK, "ready"),
+    let sign_in = state.referrals_tokens.as_ref().map(|t| t.health());
+    let (status, store) = match state.store.status_summary(chrono::Utc::now()).await {
+        Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
-    }
+    };
+    let body = serde_json::json!({
+        "ready": status == StatusCode::OK,
+        "store": store,
+        "partner_center_sign_in": sign_in,
+        "login_required": sign_in.as_ref().is_some_and(|h| h.needs_login()),
+    });
+    (status, axum::Json(body))
 }
 
 async fn render_metrics() -> impl IntoResponse {
