@@ -19,6 +19,14 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
+impl QueueDepth {
+    /// Keys still to be synced or being synced (everything but the dead letters):
+    /// zero once the queue has drained.
+    pub fn pending(&self) -> u64 {
+        self.due + self.scheduled + self.retrying + self.leased
+    }
+}
+
 /// What `status_summary` reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusSummary {
@@ -30,4 +38,22 @@ pub struct StatusSummary {
     pub oldest_pending_age: Option<Duration>,
     /// Dead letters (same as `queue.dead`, for the dashboard's headline).
     pub dead_letters: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_counts_every_live_key_and_no_dead_letter() {
+        let q = QueueDepth {
+            due: 1,
+            scheduled: 2,
+            retrying: 4,
+            leased: 8,
+            dead: 16,
+        };
+        assert_eq!(q.pending(), 15);
+        assert_eq!(QueueDepth::default().pending(), 0);
+    }
 }

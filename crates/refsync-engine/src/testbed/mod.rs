@@ -436,8 +436,7 @@ impl<C: CrmUnderTest> TestBed<C> {
                     .status_summary(Utc::now())
                     .await
                     .expect("read the queue");
-                let q = summary.queue;
-                if q.due + q.scheduled + q.retrying + q.leased == 0 {
+                if summary.queue.pending() == 0 {
                     calm += 1;
                 } else {
                     calm = 0;

@@ -209,7 +209,7 @@ async fn wait_idle(demo: &Demo) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let q = demo.service.store().status_summary(Utc::now()).await?.queue;
-        if q.due + q.scheduled + q.retrying + q.leased == 0 {
+        if q.pending() == 0 {
             return Ok(());
         }
         if Instant::now() > deadline {

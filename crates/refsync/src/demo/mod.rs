@@ -326,8 +326,7 @@ impl Demo {
                 .store()
                 .status_summary(chrono::Utc::now())
                 .await?;
-            let q = &status.queue;
-            let queued = q.due + q.scheduled + q.retrying + q.leased;
+            let queued = status.queue.pending();
             let mut current = 0;
             for id in ids {
                 let etag = self.pc.referral(id.as_str()).map(|r| r["eTag"].clone());
