@@ -4,7 +4,7 @@
 //! without any code here.
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
@@ -31,24 +31,54 @@ impl std::fmt::Display for CrmKind {
 }
 
 /// `[crm]`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct CrmConfig {
     /// `dynamics` or `salesforce`; unset, `refsync serve` only receives and queues.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<CrmKind>,
     /// A field-mapping TOML file; unset, the built-in mapping for `kind`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mapping: Option<PathBuf>,
     /// `[crm.dynamics]`.
     pub dynamics: DataverseSettings,
     /// `[crm.salesforce]`.
     pub salesforce: SalesforceSettings,
     /// `crm.dynamics.client_secret_file`, read into `dynamics.client_secret`.
-    #[serde(skip)]
     pub dynamics_secret_file: Option<PathBuf>,
     /// `crm.salesforce.client_secret_file`, read into `salesforce.client_secret`.
-    #[serde(skip)]
     pub salesforce_secret_file: Option<PathBuf>,
+}
+
+// By hand, the mirror of `Deserialize`: `client_secret_file` goes back inside its
+// section, so `config check` shows it and a written config reads back the same.
+impl Serialize for CrmConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        let mut map = s.serialize_map(None)?;
+        if let Some(kind) = &self.kind {
+            map.serialize_entry("kind", kind)?;
+        }
+        if let Some(mapping) = &self.mapping {
+            map.serialize_entry("mapping", mapping)?;
+        }
+        let dynamics =
+            section_value(&self.dynamics, &self.dynamics_secret_file).map_err(S::Error::custom)?;
+        map.serialize_entry("dynamics", &dynamics)?;
+        let salesforce = section_value(&self.salesforce, &self.salesforce_secret_file)
+            .map_err(S::Error::custom)?;
+        map.serialize_entry("salesforce", &salesforce)?;
+        map.end()
+    }
+}
+
+/// A connector's settings as a table, with our `client_secret_file` added back.
+fn section_value(
+    settings: &impl Serialize,
+    secret_file: &Option<PathBuf>,
+) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(settings)?;
+    if let (Some(path), Value::Object(table)) = (secret_file, &mut value) {
+        table.insert("client_secret_file".to_owned(), serde_json::to_value(path)?);
+    }
+    Ok(value)
 }
 
 // By hand: the connectors' settings deny unknown keys (a typo must be an error)
@@ -131,5 +161,24 @@ mod tests {
         assert!(typo.to_string().contains("urll"), "{typo}");
         let typo = toml::from_str::<CrmConfig>("knd = \"dynamics\"\n").unwrap_err();
         assert!(typo.to_string().contains("crm.knd"), "{typo}");
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same_without_the_secret() {
+        let mut c = CrmConfig {
+            kind: Some(CrmKind::Dynamics),
+            dynamics_secret_file: Some(PathBuf::from("/run/secrets/dv")),
+            ..CrmConfig::default()
+        };
+        c.dynamics.url = "https://contoso.crm.dynamics.com".into();
+        c.dynamics.client_secret = Some(secrecy::SecretString::from("s3cret-value"));
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("s3cret-value"), "{text}");
+        assert!(text.contains("client_secret_file"), "{text}");
+        let back: CrmConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.kind, Some(CrmKind::Dynamics));
+        assert_eq!(back.dynamics.url, c.dynamics.url);
+        assert_eq!(back.dynamics_secret_file, c.dynamics_secret_file);
+        assert_eq!(back.salesforce_secret_file, None);
     }
 }

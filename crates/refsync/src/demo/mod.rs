@@ -490,31 +490,16 @@ fn demo_config(
     }
     config.store.encryption_key_file = Some(dir.join("encryption-key"));
     config.partner_center.client_secret_file = Some(dir.join("partner-center-client-secret"));
+    let crm_secret = Some(dir.join("crm-client-secret"));
+    match args.crm {
+        CrmKind::Dynamics => config.crm.dynamics_secret_file = crm_secret,
+        CrmKind::Salesforce => config.crm.salesforce_secret_file = crm_secret,
+    }
     let file = dir.join("refsync.toml");
-    std::fs::write(
-        &file,
-        config_file_text(&config, args.crm, &dir.join("crm-client-secret"))?,
-    )
-    .context("writing refsync.toml")?;
+    let text = toml::to_string(&config).context("rendering refsync.toml")?;
+    std::fs::write(&file, text).context("writing refsync.toml")?;
     // What the service runs with is exactly what the file says.
     Config::load(Some(&file)).context("reloading the demo's refsync.toml")
-}
-
-/// The TOML of `config`, with `crm.<kind>.client_secret_file` (a key the config
-/// types keep out of their serialized form) added.
-fn config_file_text(config: &Config, kind: CrmKind, crm_secret: &Path) -> anyhow::Result<String> {
-    let mut value = toml::Value::try_from(config).context("rendering refsync.toml")?;
-    if let Some(section) = value
-        .get_mut("crm")
-        .and_then(|c| c.get_mut(kind.to_string().as_str()))
-        .and_then(|s| s.as_table_mut())
-    {
-        section.insert(
-            "client_secret_file".into(),
-            toml::Value::String(crm_secret.display().to_string()),
-        );
-    }
-    Ok(toml::to_string(&value)?)
 }
 
 fn rand_key() -> anyhow::Result<[u8; 32]> {
