@@ -9,13 +9,13 @@
 use chrono::{DateTime, Utc};
 use refsync_core::event::EventError;
 use refsync_core::ids::SyncKey;
+use refsync_engine::Wakeup;
 use refsync_partner_center::callback::{
     CallbackRejection, CallbackVerifier, UnverifiedCallback, VerifiedCallback,
 };
 use refsync_store::{DedupeKey, EventOutcome, NewEvent, RecordOutcome, SignatureHeaders, Store};
 use std::sync::Arc;
 use thiserror::Error;
-use tokio::sync::Notify;
 
 /// Why a callback was not accepted.
 #[derive(Debug, Error)]
@@ -47,16 +47,12 @@ pub enum IntakeOutcome {
 pub struct Intake {
     verifier: CallbackVerifier,
     store: Arc<dyn Store>,
-    work_arrived: Arc<Notify>,
+    work_arrived: Wakeup,
 }
 
 impl Intake {
     /// Builds intake over a verifier and a store; `work_arrived` wakes in-process workers.
-    pub fn new(
-        verifier: CallbackVerifier,
-        store: Arc<dyn Store>,
-        work_arrived: Arc<Notify>,
-    ) -> Self {
+    pub fn new(verifier: CallbackVerifier, store: Arc<dyn Store>, work_arrived: Wakeup) -> Self {
         Self {
             verifier,
             store,
@@ -85,7 +81,7 @@ impl Intake {
             }
             RecordOutcome::Recorded { .. } => match key {
                 Some(key) => {
-                    self.work_arrived.notify_waiters();
+                    self.work_arrived.notify();
                     Ok(IntakeOutcome::Enqueued(key))
                 }
                 None => Ok(IntakeOutcome::Acknowledged),

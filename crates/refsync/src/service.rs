@@ -17,7 +17,6 @@ use refsync_store::{Store, open_store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,7 +24,6 @@ use tokio_util::task::TaskTracker;
 pub struct Service {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
-    work_arrived: Arc<Notify>,
     engine: Option<Arc<SyncEngine>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -52,8 +50,6 @@ impl Service {
         let _ = metrics_handle();
         let verifier = CallbackVerifier::new(&config.webhook.verifier)
             .context("building the webhook verifier from [webhook]")?;
-        let work_arrived = Arc::new(Notify::new());
-        let intake = Intake::new(verifier, Arc::clone(&store), Arc::clone(&work_arrived));
         let local_addr = listener
             .local_addr()
             .context("reading the listener's address")?;
@@ -61,9 +57,16 @@ impl Service {
         let tasks = TaskTracker::new();
         let engine = build_engine(config, Arc::clone(&store))?;
         let referrals_tokens = engine.as_ref().map(|b| Arc::clone(&b.referrals_tokens));
+        // Intake wakes the engine's workers directly: a webhook is worked at once,
+        // not at the workers' next poll.
+        let work_arrived = engine
+            .as_ref()
+            .map(|b| b.engine.wakeup().clone())
+            .unwrap_or_default();
+        let intake = Intake::new(verifier, Arc::clone(&store), work_arrived);
         let engine = match engine {
             Some(BuiltEngine { engine, .. }) => {
-                start_engine_loops(config, &engine, &work_arrived, &shutdown, &tasks);
+                start_engine_loops(config, &engine, &shutdown, &tasks);
                 Some(engine)
             }
             None => {
@@ -94,7 +97,6 @@ impl Service {
         Ok(Self {
             local_addr,
             store,
-            work_arrived,
             engine,
             shutdown,
             tasks,
@@ -116,11 +118,6 @@ impl Service {
         &self.store
     }
 
-    /// Notified whenever intake enqueues work (in-process workers wait on it).
-    pub fn work_arrived(&self) -> &Arc<Notify> {
-        &self.work_arrived
-    }
-
     /// Stops accepting requests, lets in-flight ones finish, and waits for every task.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
@@ -130,24 +127,13 @@ impl Service {
     }
 }
 
-/// Workers, reconciler and CRM poller, all stopping on `shutdown`. Intake's
-/// "work arrived" reaches the workers at once instead of at their next poll.
+/// Workers, reconciler and CRM poller, all stopping on `shutdown`.
 fn start_engine_loops(
     config: &Config,
     engine: &Arc<SyncEngine>,
-    work_arrived: &Arc<Notify>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) {
-    let (arrived, wake, stop) = (Arc::clone(work_arrived), engine.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = arrived.notified() => wake.wakeup().notify(),
-            }
-        }
-    });
     tasks.spawn(run_workers(
         Arc::clone(engine),
         worker_settings(config),
