@@ -14,9 +14,6 @@ use refsync_emulators::partner_center::{
     DeliveryFaultKind, DeliveryFaultRule, MicrosoftChange, PartnerCenterConfig,
     PartnerCenterEmulator, PartnerCenterServer,
 };
-use refsync_partner_center::callback::{
-    CertificateUrlPrefix, IntermediateUrlPrefix, TrustAnchorSource,
-};
 use refsync_partner_center::test_pki::pem_file;
 use std::time::Duration;
 use support::{Backend, snapshot, start_service, test_store};
@@ -38,13 +35,10 @@ impl Bed {
         let base = pc.base_url().to_owned();
         let mut config = Config::default();
         config.store.url = store.url.clone();
-        // Trust exactly the emulator: its root, its certificate location, and the
-        // intermediate its leaf points at (AIA), as a deployment would trust Microsoft's.
-        config.webhook.verifier.trust_anchors = TrustAnchorSource::PemFile(root.path().into());
-        config.webhook.verifier.certificate_url_prefixes =
-            vec![CertificateUrlPrefix::parse(&format!("{base}/cert/")).unwrap()];
-        config.webhook.verifier.intermediate_url_prefixes =
-            vec![IntermediateUrlPrefix::parse(&format!("{base}/cert/")).unwrap()];
+        config
+            .webhook
+            .trust_emulator(&base, root.path().into())
+            .unwrap();
         config.partner_center.authority_url = base.clone();
         config.partner_center.registration_api_url = base.clone();
         config.partner_center.tenant = DEMO_TENANT_ID.to_string();

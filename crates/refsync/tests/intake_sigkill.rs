@@ -11,9 +11,6 @@ use refsync::config::Config;
 use refsync_emulators::partner_center::{
     PartnerCenterConfig, PartnerCenterEmulator, PartnerCenterServer, SignatureHeader,
 };
-use refsync_partner_center::callback::{
-    CertificateUrlPrefix, IntermediateUrlPrefix, TrustAnchorSource,
-};
 use refsync_partner_center::test_pki::pem_file;
 use refsync_store::{EventFilter, open_store};
 use std::collections::BTreeSet;
@@ -101,11 +98,7 @@ fn write_config(
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = store_url.to_owned();
-    config.webhook.verifier.trust_anchors = TrustAnchorSource::PemFile(root_path);
-    config.webhook.verifier.certificate_url_prefixes =
-        vec![CertificateUrlPrefix::parse(&format!("{base}/cert/")).unwrap()];
-    config.webhook.verifier.intermediate_url_prefixes =
-        vec![IntermediateUrlPrefix::parse(&format!("{base}/cert/")).unwrap()];
+    config.webhook.trust_emulator(base, root_path).unwrap();
     let path = dir.join("refsync.toml");
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     path

@@ -17,9 +17,6 @@ use comfy_table::Table;
 use refsync_emulators::partner_center::{
     PartnerCenterConfig, PartnerCenterEmulator, PartnerCenterServer, SignatureHeader,
 };
-use refsync_partner_center::callback::{
-    CertificateUrlPrefix, IntermediateUrlPrefix, TrustAnchorSource,
-};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,11 +159,7 @@ async fn measure(
     let mut config = Config::default();
     config.store.url = store_url;
     let base = pc.base_url();
-    config.webhook.verifier.trust_anchors = TrustAnchorSource::PemFile(root.to_path_buf());
-    config.webhook.verifier.certificate_url_prefixes =
-        vec![CertificateUrlPrefix::parse(&format!("{base}/cert/"))?];
-    config.webhook.verifier.intermediate_url_prefixes =
-        vec![IntermediateUrlPrefix::parse(&format!("{base}/cert/"))?];
+    config.webhook.trust_emulator(base, root.to_path_buf())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let service = Service::start(&config, listener).await?;
     let url = format!("http://{}{}", service.local_addr(), config.webhook.path);

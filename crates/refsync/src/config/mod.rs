@@ -10,7 +10,9 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use refsync_partner_center::callback::VerifierConfig;
+use refsync_partner_center::callback::{
+    CertificateUrlPrefix, IntermediateUrlPrefix, PrefixError, TrustAnchorSource, VerifierConfig,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -176,6 +178,24 @@ impl<'de> Deserialize<'de> for WebhookConfig {
         let verifier = VerifierConfig::deserialize(serde_json::Value::Object(table))
             .map_err(|e| D::Error::custom(format!("webhook: {e}")))?;
         Ok(Self { path, verifier })
+    }
+}
+
+impl WebhookConfig {
+    /// Trusts exactly the Partner Center emulator at `base_url`: its root (the PEM
+    /// in `root_pem_file`), its certificate location, and the intermediate its leaf
+    /// points at — as a deployment trusts Microsoft's. For the demo, benchmarks and
+    /// tests; `http://127.0.0.1:PORT/` is accepted only because it is written here.
+    pub fn trust_emulator(
+        &mut self,
+        base_url: &str,
+        root_pem_file: PathBuf,
+    ) -> Result<(), PrefixError> {
+        let location = format!("{}/cert/", base_url.trim_end_matches('/'));
+        self.verifier.trust_anchors = TrustAnchorSource::PemFile(root_pem_file);
+        self.verifier.certificate_url_prefixes = vec![CertificateUrlPrefix::parse(&location)?];
+        self.verifier.intermediate_url_prefixes = vec![IntermediateUrlPrefix::parse(&location)?];
+        Ok(())
     }
 }
 

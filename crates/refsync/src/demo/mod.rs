@@ -25,9 +25,6 @@ use refsync_emulators::partner_center::{
     PartnerCenterEmulator, PartnerCenterServer,
 };
 use refsync_outbound::entra::DeviceCodeOptions;
-use refsync_partner_center::callback::{
-    CertificateUrlPrefix, IntermediateUrlPrefix, TrustAnchorSource,
-};
 pub use report::DemoReport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -447,11 +444,7 @@ fn demo_config(
         Some(url) => url.clone(),
         None => format!("sqlite://{}", dir.join("refsync.db").display()),
     };
-    config.webhook.verifier.trust_anchors = TrustAnchorSource::PemFile(root);
-    config.webhook.verifier.certificate_url_prefixes =
-        vec![CertificateUrlPrefix::parse(&format!("{base}/cert/"))?];
-    config.webhook.verifier.intermediate_url_prefixes =
-        vec![IntermediateUrlPrefix::parse(&format!("{base}/cert/"))?];
+    config.webhook.trust_emulator(base, root)?;
     let pcc = &mut config.partner_center;
     pcc.api_url = base.to_owned();
     pcc.registration_api_url = base.to_owned();
