@@ -303,10 +303,40 @@ pub trait CrmConnector: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<CrmRecord>, CrmError>;
 
+    /// The next step of reading a record type's changes from a CRM that tracks them
+    /// (Dataverse change tracking): from `cursor`, or, without one, from the start
+    /// (every record first). `Ok(None)` when the CRM does not track changes of this
+    /// type; the poller then reads by modified time with [`Self::modified_since`].
+    async fn tracked_changes(
+        &self,
+        entity: &EntityMapping,
+        cursor: Option<&str>,
+    ) -> Result<Option<TrackedChanges>, CrmError> {
+        let _ = (entity, cursor);
+        Ok(None)
+    }
+
     /// The latest known API consumption, when the CRM reports it.
     fn usage(&self) -> Option<ApiUsage> {
         None
     }
+}
+
+/// One step of a tracked read: the records created or updated since the cursor it
+/// started from, and where the next step resumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedChanges {
+    /// Records created or updated, as [`CrmConnector::get`] reads them. Deletions are
+    /// left out: a deleted record is created again by the next sync of its referral.
+    pub records: Vec<CrmRecord>,
+    /// Where the next step resumes: the next page, or once caught up the delta link.
+    /// Opaque; keep it as it is.
+    pub cursor: String,
+    /// Every change up to this step has been read (`cursor` is a delta link).
+    pub caught_up: bool,
+    /// The CRM refused the cursor it was given (an expired token), so this step
+    /// started over and `records` begin again with every record.
+    pub restarted: bool,
 }
 
 #[cfg(test)]

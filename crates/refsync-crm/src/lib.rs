@@ -15,7 +15,7 @@ pub mod salesforce;
 
 pub use connector::{
     ApiUsage, CrmConnector, CrmError, CrmKind, Customer, CustomerUpsert, MatchOrCreate,
-    RecordWrite, UpsertOutcome,
+    RecordWrite, TrackedChanges, UpsertOutcome,
 };
 pub use dataverse::{DataverseConnector, DataverseSettings};
 pub use salesforce::{SalesforceConnector, SalesforceSettings};

@@ -8,6 +8,7 @@
 //!   `@odata.bind`; `lookups`: lookup key values (`USD`) ↔ ids, cached.
 //! - `odata`: literals, key addresses and filters with escaping.
 //! - `errors`: `{"error":{"code","message"}}` → [`CrmError`].
+//! - `tracking`: reading changes with change tracking and delta links (§1.9).
 //! - `reads`, `writes`, `states`: the trait's methods; `states` holds what state changes
 //!   need (closing opportunities through actions, reopening, retiring a lead).
 //!
@@ -24,6 +25,7 @@
 //! | `retire_lead` | 1 | `PATCH` of statecode/statuscode + `qualifyingopportunityid` |
 //! | `upsert_with_customer` | 1–5 | the trait's default: match/create account, contact, then the upsert |
 //! | `modified_since` | 1 per page | `$filter=modifiedon gt …`, `$orderby=modifiedon asc`, `odata.maxpagesize` |
+//! | `tracked_changes` | 1 per page | `Prefer: odata.track-changes`, then the `@odata.deltaLink` (`tracking`) |
 
 mod errors;
 mod lookups;
@@ -32,6 +34,7 @@ mod reads;
 mod records;
 mod settings;
 mod states;
+mod tracking;
 mod web;
 mod writes;
 
@@ -61,6 +64,8 @@ pub struct DataverseConnector {
     lookups: LookupCache,
     page_size: usize,
     close_with_actions: bool,
+    change_tracking: bool,
+    untracked: tracking::Untracked,
 }
 
 /// The pacing for `rate` requests per second after a burst of `burst`: 20/s is one
@@ -119,6 +124,8 @@ impl DataverseConnector {
             lookups: LookupCache::default(),
             page_size: settings.page_size,
             close_with_actions: settings.close_opportunities_with_actions,
+            change_tracking: settings.change_tracking,
+            untracked: tracking::Untracked::default(),
         })
     }
 
@@ -210,6 +217,14 @@ impl CrmConnector for DataverseConnector {
         limit: usize,
     ) -> Result<Vec<CrmRecord>, CrmError> {
         self.changed_since(entity, since, limit).await
+    }
+
+    async fn tracked_changes(
+        &self,
+        entity: &EntityMapping,
+        cursor: Option<&str>,
+    ) -> Result<Option<crate::connector::TrackedChanges>, CrmError> {
+        self.tracked(entity, cursor).await
     }
 }
 

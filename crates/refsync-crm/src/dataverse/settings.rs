@@ -159,6 +159,13 @@ pub struct DataverseSettings {
     /// Page size asked for with `Prefer: odata.maxpagesize` when reading changes
     /// (crm.md §1.8: at most 5000). Default 500.
     pub page_size: usize,
+    /// Read changes with change tracking (crm.md §1.9) where the table has it on:
+    /// each change is read once, where a poll by modified time reads its overlap
+    /// again on every pass. Whether lead and opportunity track changes by default is
+    /// **unconfirmed**, so the first read finds out and falls back to modified time
+    /// for a table that does not. The first tracked read returns every record once.
+    /// Default true; false always polls by modified time.
+    pub change_tracking: bool,
     /// In-process retries.
     pub retry: RetrySettings,
 }
@@ -179,6 +186,7 @@ impl Default for DataverseSettings {
             max_concurrent_requests: 52,
             close_opportunities_with_actions: true,
             page_size: 500,
+            change_tracking: true,
             retry: RetrySettings::default(),
         }
     }

@@ -52,6 +52,10 @@ pub async fn a_crm_edit_in_the_second_of_our_write_reaches_partner_center<C: Crm
     let id = bed.send_referral();
     bed.settle().await;
     let poller = PollerSettings::default();
+    // A pass between our write and the seller's edit looks at our write and
+    // finds nothing new; the edit, same modified time or not, is a new version.
+    let before = bed.engine.poll_crm_once(&poller).await.unwrap();
+    assert_eq!(before.enqueued, 0, "{before:?}");
     let lead = the_record(&bed, &CrmEntity::Lead, &id);
     let mut edit = Map::new();
     edit.insert(
@@ -70,6 +74,13 @@ pub async fn a_crm_edit_in_the_second_of_our_write_reaches_partner_center<C: Crm
     );
     let again = bed.engine.poll_crm_once(&poller).await.unwrap();
     assert_eq!(again.enqueued, 0, "{again:?}");
+    // Read again as they were, the records cost no further look.
+    let third = bed.engine.poll_crm_once(&poller).await.unwrap();
+    assert_eq!(
+        (third.enqueued, third.own_writes, third.seen_before),
+        (0, 0, third.read),
+        "{third:?}"
+    );
 }
 
 pub async fn echoes_of_our_own_writes_make_no_further_writes<C: CrmUnderTest>(store: StoreKind) {
