@@ -82,10 +82,17 @@ async fn the_first_read_pages_through_every_record_then_each_change_comes_once()
     let edited = Uuid::parse_str(created[1].as_str()).unwrap();
     env.emu
         .dataverse()
-        .edit_as_user("leads", edited, &json!({"description": "Call back on Monday."}))
+        .edit_as_user(
+            "leads",
+            edited,
+            &json!({"description": "Call back on Monday."}),
+        )
         .unwrap();
     let deleted = Uuid::parse_str(created[2].as_str()).unwrap();
-    env.emu.dataverse().delete_as_user("leads", deleted).unwrap();
+    env.emu
+        .dataverse()
+        .delete_as_user("leads", deleted)
+        .unwrap();
     let changes = step(&env, Some(&quiet.cursor)).await;
     assert_eq!(ids(&changes), vec![created[1].clone()]);
     assert_eq!(

@@ -48,6 +48,10 @@ pub enum StoreError {
     /// The store's batching writer has stopped (the store is shutting down).
     #[error("the store's event writer has stopped")]
     WriterStopped,
+    /// The transaction a batched write ran in could not be committed, so the write
+    /// did not happen (SQLite group commit); the message is the database's.
+    #[error("the store could not commit a batch of writes: {0}")]
+    CommitFailed(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),

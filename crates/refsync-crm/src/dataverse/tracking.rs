@@ -56,7 +56,10 @@ impl DataverseConnector {
         let mut restarted = false;
         let reply = match cursor.map(Url::parse) {
             Some(Ok(link)) => {
-                let reply = self.web.send(self.tracked_call(Call::get_url(link))?).await?;
+                let reply = self
+                    .web
+                    .send(self.tracked_call(Call::get_url(link))?)
+                    .await?;
                 if reply.status == StatusCode::BAD_REQUEST {
                     let (_, message) = reply.error();
                     tracing::warn!(entity = %entity.entity, %message, "Dataverse refused the change-tracking link; reading every record again");

@@ -1,6 +1,7 @@
 //! Links, base snapshots and the audit trail on SQLite.
 
 use super::SqliteStore;
+use super::batch::Write;
 use crate::audit::{AuditEntry, AuditKind, NewAuditEntry};
 use crate::codec::{
     crm_columns, from_micros, limit, opt_from_micros, parse_crm, parse_engagement, parse_json,
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refsync_core::{CrmRecordRef, EngagementId, Etag, ReferralId, SyncKey};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
 
 const LINK_COLUMNS: &str = "id, referral_id, engagement_id, crm_entity, crm_id, base, \
     referral_etag, referral_updated_at, crm_modified_at, created_at, updated_at, version";
@@ -45,10 +46,7 @@ fn link_write_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-async fn insert_audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    entries: &[NewAuditEntry],
-) -> Result<()> {
+async fn insert_audit(conn: &mut SqliteConnection, entries: &[NewAuditEntry]) -> Result<()> {
     for e in entries {
         let (entity, id) = crm_columns(e.crm_record.as_ref());
         sqlx::query(
@@ -63,7 +61,7 @@ async fn insert_audit(
         .bind(e.kind.as_str())
         .bind(&e.summary)
         .bind(e.detail.to_string())
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(())
@@ -109,6 +107,76 @@ impl SqliteStore {
     }
 }
 
+/// Saves a link with its audit entries (see `LinkStore::save_link_with_audit`) on a
+/// connection inside the caller's transaction.
+pub(super) async fn save_link_in(
+    conn: &mut SqliteConnection,
+    link: &SyncLink,
+    audit: &[NewAuditEntry],
+    now: DateTime<Utc>,
+) -> Result<SyncLink> {
+    let (entity, crm_id) = crm_columns(link.crm_record.as_ref());
+    let base = serde_json::Value::Object(link.base.clone()).to_string();
+    let mut saved = link.clone();
+    match link.id {
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO sync_links (referral_id, engagement_id, crm_entity, crm_id, base, \
+                 referral_etag, referral_updated_at, crm_modified_at, created_at, updated_at, \
+                 version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1) RETURNING id",
+            )
+            .bind(link.referral_id.as_ref().map(|r| r.as_str()))
+            .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
+            .bind(entity)
+            .bind(crm_id)
+            .bind(&base)
+            .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
+            .bind(link.referral_updated_at.map(to_micros))
+            .bind(link.crm_modified_at.map(to_micros))
+            .bind(to_micros(now))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(link_write_error)?;
+            saved.id = Some(LinkId(id));
+            saved.created_at = now;
+            saved.version = 1;
+        }
+        Some(id) => {
+            // The version check and the write are one statement: no window for a
+            // second writer between them.
+            let created: Option<i64> = sqlx::query_scalar(
+                "UPDATE sync_links SET referral_id = $3, engagement_id = $4, crm_entity = $5, \
+                 crm_id = $6, base = $7, referral_etag = $8, referral_updated_at = $9, \
+                 crm_modified_at = $10, updated_at = $11, version = version + 1 \
+                 WHERE id = $1 AND version = $2 RETURNING created_at",
+            )
+            .bind(id.0)
+            .bind(link.version)
+            .bind(link.referral_id.as_ref().map(|r| r.as_str()))
+            .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
+            .bind(entity)
+            .bind(crm_id)
+            .bind(&base)
+            .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
+            .bind(link.referral_updated_at.map(to_micros))
+            .bind(link.crm_modified_at.map(to_micros))
+            .bind(to_micros(now))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(link_write_error)?;
+            let created = created.ok_or(StoreError::VersionConflict {
+                link: id.0,
+                expected: link.version,
+            })?;
+            saved.created_at = from_micros(created)?;
+            saved.version = link.version + 1;
+        }
+    }
+    saved.updated_at = now;
+    insert_audit(conn, audit).await?;
+    Ok(saved)
+}
+
 #[async_trait]
 impl LinkStore for SqliteStore {
     async fn save_link_with_audit(
@@ -117,68 +185,15 @@ impl LinkStore for SqliteStore {
         audit: &[NewAuditEntry],
         now: DateTime<Utc>,
     ) -> Result<SyncLink> {
-        let (entity, crm_id) = crm_columns(link.crm_record.as_ref());
-        let base = serde_json::Value::Object(link.base.clone()).to_string();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut saved = link.clone();
-        match link.id {
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO sync_links (referral_id, engagement_id, crm_entity, crm_id, base, \
-                     referral_etag, referral_updated_at, crm_modified_at, created_at, updated_at, \
-                     version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1) RETURNING id",
-                )
-                .bind(link.referral_id.as_ref().map(|r| r.as_str()))
-                .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
-                .bind(entity)
-                .bind(crm_id)
-                .bind(&base)
-                .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
-                .bind(link.referral_updated_at.map(to_micros))
-                .bind(link.crm_modified_at.map(to_micros))
-                .bind(to_micros(now))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(link_write_error)?;
-                saved.id = Some(LinkId(id));
-                saved.created_at = now;
-                saved.version = 1;
-            }
-            Some(id) => {
-                // The version check and the write are one statement: no window for a
-                // second writer between them.
-                let created: Option<i64> = sqlx::query_scalar(
-                    "UPDATE sync_links SET referral_id = $3, engagement_id = $4, crm_entity = $5, \
-                     crm_id = $6, base = $7, referral_etag = $8, referral_updated_at = $9, \
-                     crm_modified_at = $10, updated_at = $11, version = version + 1 \
-                     WHERE id = $1 AND version = $2 RETURNING created_at",
-                )
-                .bind(id.0)
-                .bind(link.version)
-                .bind(link.referral_id.as_ref().map(|r| r.as_str()))
-                .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
-                .bind(entity)
-                .bind(crm_id)
-                .bind(&base)
-                .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
-                .bind(link.referral_updated_at.map(to_micros))
-                .bind(link.crm_modified_at.map(to_micros))
-                .bind(to_micros(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(link_write_error)?;
-                let created = created.ok_or(StoreError::VersionConflict {
-                    link: id.0,
-                    expected: link.version,
-                })?;
-                saved.created_at = from_micros(created)?;
-                saved.version = link.version + 1;
-            }
-        }
-        saved.updated_at = now;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(saved)
+        let (link, audit) = (Box::new(link.clone()), audit.to_vec());
+        self.writes
+            .submit(|answer| Write::SaveLink {
+                link,
+                audit,
+                now,
+                answer,
+            })
+            .await
     }
 
     async fn link(&self, id: LinkId) -> Result<Option<SyncLink>> {

@@ -3,10 +3,12 @@
 //! One writer connection (a pool of one) takes every write, so writers queue in the
 //! pool instead of fighting over `SQLITE_BUSY`; a separate read-only pool serves
 //! lookups concurrently, which WAL mode allows. `synchronous=FULL` makes every
-//! commit durable before it returns; group commit (the `group_commit` module) and
-//! WAL checkpoints on a separate connection (`checkpoint`)
-//! keep that affordable for webhook bursts.
+//! commit durable before it returns; group commit — of webhook events (the
+//! `group_commit` module) and of the workers' claims, completions and link saves
+//! (`batch`) — and WAL checkpoints on a separate connection (`checkpoint`) keep that
+//! affordable under load.
 
+mod batch;
 mod checkpoint;
 mod events;
 mod links;
@@ -31,6 +33,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     events: GroupCommit,
+    /// The workers' claims, completions and link saves, committed in batches.
+    writes: batch::WriteBatcher,
     /// Dropping (or sending on) this stops the WAL checkpointer.
     stop_checkpointer: watch::Sender<()>,
 }
@@ -82,10 +86,12 @@ impl SqliteStore {
             }),
             options.max_event_batch,
         );
+        let writes = batch::WriteBatcher::start(writer.clone(), options.max_event_batch);
         Ok(Self {
             writer,
             reader,
             events,
+            writes,
             stop_checkpointer,
         })
     }

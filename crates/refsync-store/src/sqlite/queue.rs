@@ -2,6 +2,7 @@
 //! so a claim (one `UPDATE … RETURNING`) is atomic with respect to every other write.
 
 use super::SqliteStore;
+use super::batch::Write;
 use crate::codec::{from_micros, limit, opt_from_micros, parse_key, to_micros};
 use crate::error::{Result, StoreError};
 use crate::intake_plan::{KEY_ROWS_PER_STATEMENT, KeyTouch};
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use refsync_core::SyncKey;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 /// The columns of a queue row insert (see [`UPSERT`]).
 macro_rules! upsert_head {
@@ -132,6 +133,99 @@ fn require_lease(rows: u64, claim: &Claim) -> Result<()> {
     }
 }
 
+/// Claims up to `n` due keys (see `WorkQueue::claim_due_keys`) on a connection
+/// inside the caller's transaction.
+pub(super) async fn claim_in(
+    conn: &mut SqliteConnection,
+    owner: &LeaseOwner,
+    now: DateTime<Utc>,
+    lease: Duration,
+    n: u32,
+) -> Result<Vec<Claim>> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let lease_until = now + lease;
+    // A row whose lease ran out was being worked by an instance that died or hung:
+    // count that as a failed attempt, so a key that kills its worker every time
+    // still reaches the dead-letter limit instead of looping forever.
+    let rows = sqlx::query(
+        "UPDATE sync_queue SET leased_by = $1, lease_token = $2, lease_until = $3, \
+             attempts = attempts + (lease_until IS NOT NULL), \
+             last_error = CASE WHEN lease_until IS NOT NULL \
+                 THEN 'lease held by ' || leased_by || ' expired' ELSE last_error END \
+         WHERE sync_key IN (SELECT sync_key FROM sync_queue \
+             WHERE state = 'pending' AND due_at <= $4 \
+               AND (lease_until IS NULL OR lease_until <= $4) \
+             ORDER BY due_at, sync_key LIMIT $5) \
+         RETURNING sync_key, due_at, generation, attempts, first_enqueued_at, last_trigger, \
+             triggers, last_error",
+    )
+    .bind(owner.as_str())
+    .bind(&token)
+    .bind(to_micros(lease_until))
+    .bind(to_micros(now))
+    .bind(limit(n))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claims = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let due: i64 = row.try_get("due_at")?;
+        claims.push((
+            due,
+            Claim {
+                key: parse_key(row.try_get("sync_key")?)?,
+                generation: row.try_get("generation")?,
+                attempts: row.try_get("attempts")?,
+                first_enqueued_at: from_micros(row.try_get("first_enqueued_at")?)?,
+                last_trigger: Trigger::parse(row.try_get("last_trigger")?),
+                triggers: split_triggers(row.try_get("triggers")?),
+                last_error: row.try_get("last_error")?,
+                owner: owner.clone(),
+                lease_token: token.clone(),
+                lease_until,
+            },
+        ));
+    }
+    // RETURNING does not promise an order; hand keys out earliest due first.
+    claims.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+    Ok(claims.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Settles a finished claim (see `WorkQueue::complete`) on a connection inside the
+/// caller's transaction.
+pub(super) async fn complete_in(
+    conn: &mut SqliteConnection,
+    claim: &Claim,
+    now: DateTime<Utc>,
+) -> Result<CompleteOutcome> {
+    let key = claim.key.to_string();
+    let deleted = sqlx::query(
+        "DELETE FROM sync_queue WHERE sync_key = $1 AND lease_token = $2 AND generation = $3",
+    )
+    .bind(&key)
+    .bind(&claim.lease_token)
+    .bind(claim.generation)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if deleted == 1 {
+        return Ok(CompleteOutcome::Removed);
+    }
+    // Still ours but the generation moved: a trigger arrived during the sync.
+    let kept = sqlx::query(
+        "UPDATE sync_queue SET leased_by = NULL, lease_token = NULL, lease_until = NULL, \
+             due_at = $3, attempts = 0, last_error = NULL \
+         WHERE sync_key = $1 AND lease_token = $2",
+    )
+    .bind(&key)
+    .bind(&claim.lease_token)
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    require_lease(kept, claim)?;
+    Ok(CompleteOutcome::Retriggered)
+}
+
 #[async_trait]
 impl WorkQueue for SqliteStore {
     async fn enqueue_many(&self, items: &[Enqueue], now: DateTime<Utc>) -> Result<()> {
@@ -150,82 +244,23 @@ impl WorkQueue for SqliteStore {
         lease: Duration,
         n: u32,
     ) -> Result<Vec<Claim>> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let lease_until = now + lease;
-        // A row whose lease ran out was being worked by an instance that died or hung:
-        // count that as a failed attempt, so a key that kills its worker every time
-        // still reaches the dead-letter limit instead of looping forever.
-        let rows = sqlx::query(
-            "UPDATE sync_queue SET leased_by = $1, lease_token = $2, lease_until = $3, \
-                 attempts = attempts + (lease_until IS NOT NULL), \
-                 last_error = CASE WHEN lease_until IS NOT NULL \
-                     THEN 'lease held by ' || leased_by || ' expired' ELSE last_error END \
-             WHERE sync_key IN (SELECT sync_key FROM sync_queue \
-                 WHERE state = 'pending' AND due_at <= $4 \
-                   AND (lease_until IS NULL OR lease_until <= $4) \
-                 ORDER BY due_at, sync_key LIMIT $5) \
-             RETURNING sync_key, due_at, generation, attempts, first_enqueued_at, last_trigger, \
-                 triggers, last_error",
-        )
-        .bind(owner.as_str())
-        .bind(&token)
-        .bind(to_micros(lease_until))
-        .bind(to_micros(now))
-        .bind(limit(n))
-        .fetch_all(&self.writer)
-        .await?;
-        let mut claims = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let due: i64 = row.try_get("due_at")?;
-            claims.push((
-                due,
-                Claim {
-                    key: parse_key(row.try_get("sync_key")?)?,
-                    generation: row.try_get("generation")?,
-                    attempts: row.try_get("attempts")?,
-                    first_enqueued_at: from_micros(row.try_get("first_enqueued_at")?)?,
-                    last_trigger: Trigger::parse(row.try_get("last_trigger")?),
-                    triggers: split_triggers(row.try_get("triggers")?),
-                    last_error: row.try_get("last_error")?,
-                    owner: owner.clone(),
-                    lease_token: token.clone(),
-                    lease_until,
-                },
-            ));
-        }
-        // RETURNING does not promise an order; hand keys out earliest due first.
-        claims.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
-        Ok(claims.into_iter().map(|(_, c)| c).collect())
+        let owner = owner.clone();
+        self.writes
+            .submit(|answer| Write::Claim {
+                owner,
+                now,
+                lease,
+                n,
+                answer,
+            })
+            .await
     }
 
     async fn complete(&self, claim: &Claim, now: DateTime<Utc>) -> Result<CompleteOutcome> {
-        let key = claim.key.to_string();
-        let deleted = sqlx::query(
-            "DELETE FROM sync_queue WHERE sync_key = $1 AND lease_token = $2 AND generation = $3",
-        )
-        .bind(&key)
-        .bind(&claim.lease_token)
-        .bind(claim.generation)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        if deleted == 1 {
-            return Ok(CompleteOutcome::Removed);
-        }
-        // Still ours but the generation moved: a trigger arrived during the sync.
-        let kept = sqlx::query(
-            "UPDATE sync_queue SET leased_by = NULL, lease_token = NULL, lease_until = NULL, \
-                 due_at = $3, attempts = 0, last_error = NULL \
-             WHERE sync_key = $1 AND lease_token = $2",
-        )
-        .bind(&key)
-        .bind(&claim.lease_token)
-        .bind(to_micros(now))
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        require_lease(kept, claim)?;
-        Ok(CompleteOutcome::Retriggered)
+        let claim = Box::new(claim.clone());
+        self.writes
+            .submit(|answer| Write::Complete { claim, now, answer })
+            .await
     }
 
     async fn retry_later(&self, claim: &Claim, due: DateTime<Utc>, error: &str) -> Result<()> {

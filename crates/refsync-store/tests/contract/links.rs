@@ -12,6 +12,7 @@ contract_tests!(
     two_links_cannot_hold_the_same_referral_or_record,
     saving_a_link_and_its_audit_is_all_or_nothing,
     audit_is_listed_newest_first_by_referral_and_by_key,
+    concurrent_writes_fail_alone,
 );
 
 fn linked(referral_id: &str, crm: &str, engagement: &str) -> SyncLink {
@@ -300,4 +301,75 @@ async fn audit_is_listed_newest_first_by_referral_and_by_key(b: &Backend) {
     assert_eq!(by_key.len(), 1);
     assert_eq!(by_key[0].entry, crm_only, "unknown kinds are kept verbatim");
     assert_eq!(s.audit_for_key(&rkey("r-2"), 10).await.unwrap().len(), 1);
+}
+
+/// Workers' writes at the same instant (SQLite commits them together): a stale
+/// link save and a lost lease are refused on their own, and every other write lands.
+async fn concurrent_writes_fail_alone(b: &Backend) {
+    use chrono::Duration;
+    use refsync_store::{CompleteOutcome, Enqueue, LeaseOwner, Trigger};
+    const N: usize = 24;
+    let s = &b.store;
+    let items: Vec<_> = (0..N)
+        .map(|i| Enqueue::now(rkey(&format!("r-batch-{i}")), Trigger::Webhook, at(0)))
+        .collect();
+    s.enqueue_many(&items, at(0)).await.unwrap();
+    let mut claims = s
+        .claim_due_keys(
+            &LeaseOwner::new("w"),
+            at(1),
+            Duration::seconds(60),
+            N as u32,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), N);
+    claims[0].lease_token = "not-ours".into();
+    let stale = s
+        .save_link_with_audit(&linked("r-batch-stale", "L-stale", "e-stale"), &[], at(1))
+        .await
+        .unwrap();
+    s.save_link_with_audit(&stale, &[], at(2)).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for (i, claim) in claims.iter().cloned().enumerate() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let link = linked(&format!("r-batch-{i}"), &format!("L-batch-{i}"), "e-batch");
+            let entry = audit(
+                &format!("r-batch-{i}"),
+                AuditKind::CreatedLead,
+                3,
+                "created",
+            );
+            let saved = s.save_link_with_audit(&link, &[entry], at(3)).await;
+            let completed = s.complete(&claim, at(3)).await;
+            (saved.map(|l| l.version), completed)
+        }));
+    }
+    let stale_write = {
+        let s = s.clone();
+        tokio::spawn(async move { s.save_link_with_audit(&stale, &[], at(3)).await })
+    };
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (saved, completed) = task.await.unwrap();
+        assert_eq!(saved.unwrap(), 1, "link {i}");
+        match (i, completed) {
+            (0, Err(StoreError::LeaseLost { .. })) => {}
+            (0, other) => panic!("the forged claim completed: {other:?}"),
+            (_, Ok(CompleteOutcome::Removed)) => {}
+            (i, other) => panic!("claim {i}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        stale_write.await.unwrap(),
+        Err(StoreError::VersionConflict { .. })
+    ));
+    for i in 0..N {
+        let id = referral(&format!("r-batch-{i}"));
+        assert!(s.link_by_referral(&id).await.unwrap().is_some(), "link {i}");
+        assert_eq!(s.audit_for_referral(&id, 10).await.unwrap().len(), 1);
+        let queued = s.queue_entry(&rkey(&format!("r-batch-{i}"))).await.unwrap();
+        assert_eq!(queued.is_some(), i == 0, "queue row {i}");
+    }
 }
