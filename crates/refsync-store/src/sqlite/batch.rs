@@ -47,33 +47,63 @@ pub(super) enum Write {
     },
 }
 
-/// A write that has run inside the batch, waiting for the commit to be answered.
-enum Ran {
-    Claim(Result<Vec<Claim>>, oneshot::Sender<Result<Vec<Claim>>>),
-    Complete(
-        Result<CompleteOutcome>,
-        oneshot::Sender<Result<CompleteOutcome>>,
-    ),
-    SaveLink(Box<Result<SyncLink>>, oneshot::Sender<Result<SyncLink>>),
-}
-
-impl Ran {
-    fn succeeded(&self) -> bool {
+impl Write {
+    /// Runs the write on a connection inside the batch's transaction.
+    async fn run(self, conn: &mut SqliteConnection) -> Ran {
         match self {
-            Ran::Claim(r, _) => r.is_ok(),
-            Ran::Complete(r, _) => r.is_ok(),
-            Ran::SaveLink(r, _) => r.is_ok(),
+            Write::Claim {
+                owner,
+                now,
+                lease,
+                n,
+                answer,
+            } => Ran::new(claim_in(conn, &owner, now, lease, n).await, answer),
+            Write::Complete { claim, now, answer } => {
+                Ran::new(complete_in(conn, &claim, now).await, answer)
+            }
+            Write::SaveLink {
+                link,
+                audit,
+                now,
+                answer,
+            } => Ran::new(save_link_in(conn, &link, &audit, now).await, answer),
         }
     }
 
-    /// Answers the caller: its own result once committed, the commit's failure if not.
-    fn answer(self, commit: std::result::Result<(), &str>) {
-        let failed = |e: &str| StoreError::CommitFailed(e.to_owned());
+    /// Answers a write that never ran.
+    fn refuse(self, message: &str) {
+        let failed = || StoreError::CommitFailed(message.to_owned());
         // A caller that gave up waiting has nothing to be told.
         match self {
-            Ran::Claim(r, a) => drop(a.send(commit.map_err(failed).and(r))),
-            Ran::Complete(r, a) => drop(a.send(commit.map_err(failed).and(r))),
-            Ran::SaveLink(r, a) => drop(a.send(commit.map_err(failed).and(*r))),
+            Write::Claim { answer, .. } => drop(answer.send(Err(failed()))),
+            Write::Complete { answer, .. } => drop(answer.send(Err(failed()))),
+            Write::SaveLink { answer, .. } => drop(answer.send(Err(failed()))),
+        }
+    }
+}
+
+/// A write that has run inside the batch: whether it succeeded, and how to answer
+/// its caller once the batch's commit is known.
+struct Ran {
+    succeeded: bool,
+    answer: Answer,
+}
+
+/// Answers a caller, given why the batch's commit failed (`None`: committed).
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+impl Ran {
+    fn new<T: Send + 'static>(result: Result<T>, answer: oneshot::Sender<Result<T>>) -> Self {
+        Self {
+            succeeded: result.is_ok(),
+            // The caller's own result once committed, the commit's failure if not.
+            answer: Box::new(move |commit_failure| {
+                let answered = match commit_failure {
+                    None => result,
+                    Some(e) => Err(StoreError::CommitFailed(e.to_owned())),
+                };
+                drop(answer.send(answered));
+            }),
         }
     }
 }
@@ -126,101 +156,66 @@ async fn run(
     // Ends when the store (every sender) is dropped and the queue is drained.
     while rx.recv_many(&mut writes, max_batch).await > 0 {
         metrics::histogram!("refsync_store_write_batch_size").record(writes.len() as f64);
-        let ran = match writer.acquire().await {
-            Ok(mut conn) => run_batch(&mut conn, writes.drain(..)).await,
+        match writer.acquire().await {
+            Ok(mut conn) => {
+                if run_batch(&mut conn, writes.drain(..)).await {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 let message = e.to_string();
-                for write in writes.drain(..) {
-                    refuse(write, &message);
-                }
-                continue;
+                writes.drain(..).for_each(|w| w.refuse(&message));
             }
-        };
-        let (ran, commit) = ran;
-        if commit.is_ok() {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
-        for r in ran {
-            r.answer(commit.as_ref().map(|_| ()).map_err(String::as_str));
         }
     }
 }
 
-/// Runs every write in its own savepoint inside one transaction and commits.
-async fn run_batch(
-    conn: &mut SqliteConnection,
-    writes: impl Iterator<Item = Write>,
-) -> (Vec<Ran>, std::result::Result<(), String>) {
+/// Runs every write in its own savepoint inside one transaction, commits, and
+/// answers every caller. True when the batch was committed.
+async fn run_batch(conn: &mut SqliteConnection, mut writes: impl Iterator<Item = Write>) -> bool {
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
             let message = e.to_string();
-            writes.for_each(|w| refuse(w, &message));
-            return (Vec::new(), Err(message));
+            writes.for_each(|w| w.refuse(&message));
+            return false;
         }
     };
     let mut ran = Vec::new();
-    let mut writes = writes;
+    let mut broken = None;
     while let Some(write) = writes.next() {
         // A nested `begin` on a transaction is a savepoint; dropping it unreleased
         // rolls back to it.
         let mut savepoint = match tx.begin().await {
             Ok(sp) => sp,
             Err(e) => {
-                refuse(write, &e.to_string());
+                write.refuse(&e.to_string());
                 continue;
             }
         };
-        let done = match write {
-            Write::Claim {
-                owner,
-                now,
-                lease,
-                n,
-                answer,
-            } => Ran::Claim(
-                claim_in(&mut savepoint, &owner, now, lease, n).await,
-                answer,
-            ),
-            Write::Complete { claim, now, answer } => {
-                Ran::Complete(complete_in(&mut savepoint, &claim, now).await, answer)
-            }
-            Write::SaveLink {
-                link,
-                audit,
-                now,
-                answer,
-            } => Ran::SaveLink(
-                Box::new(save_link_in(&mut savepoint, &link, &audit, now).await),
-                answer,
-            ),
-        };
-        let settled = if done.succeeded() {
+        let done = write.run(&mut savepoint).await;
+        let settled = if done.succeeded {
             savepoint.commit().await
         } else {
             savepoint.rollback().await
         };
+        ran.push(done);
         if let Err(e) = settled {
             // The transaction is in an unknown state: give up on the whole batch.
             let message = e.to_string();
-            ran.push(done);
-            writes.for_each(|w| refuse(w, &message));
-            return (ran, Err(message));
+            writes.for_each(|w| w.refuse(&message));
+            broken = Some(message);
+            break;
         }
-        ran.push(done);
     }
-    let commit = tx.commit().await.map_err(|e| e.to_string());
-    (ran, commit)
-}
-
-/// Answers a write that never ran.
-fn refuse(write: Write, message: &str) {
-    let failed = || StoreError::CommitFailed(message.to_owned());
-    match write {
-        Write::Claim { answer, .. } => drop(answer.send(Err(failed()))),
-        Write::Complete { answer, .. } => drop(answer.send(Err(failed()))),
-        Write::SaveLink { answer, .. } => drop(answer.send(Err(failed()))),
+    let commit = match broken {
+        Some(message) => Err(message),
+        None => tx.commit().await.map_err(|e| e.to_string()),
+    };
+    for r in ran {
+        (r.answer)(commit.as_ref().err().map(String::as_str));
     }
+    commit.is_ok()
 }
 
 #[cfg(test)]
