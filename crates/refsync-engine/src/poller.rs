@@ -126,14 +126,11 @@ impl SyncEngine {
                 return Ok(false);
             };
             self.look_at(em, &changes.records, report).await?;
-            newest = newest.max(
-                changes
-                    .records
-                    .iter()
-                    .filter_map(|r| r.modified_at)
-                    .max()
-                    .unwrap_or(newest),
-            );
+            newest = changes
+                .records
+                .iter()
+                .filter_map(|r| r.modified_at)
+                .fold(newest, DateTime::max);
             self.store
                 .set_watermark(name, newest, Some(&changes.cursor), self.now())
                 .await?;
@@ -262,13 +259,29 @@ impl RecordVersion {
         record.etag.as_ref().map(|e| e.as_str()).hash(&mut hasher);
         for (name, value) in &record.fields {
             name.hash(&mut hasher);
-            // `Value`'s `Display` is its JSON text: one canonical form per value.
-            value.to_string().hash(&mut hasher);
+            // A value's JSON text is one canonical form of it, streamed into the
+            // hash rather than built as a string for every field of every re-read.
+            let _ = serde_json::to_writer(HashWriter(&mut hasher), value);
+            hasher.write_u8(0xff);
         }
         Self {
             modified_at: record.modified_at,
             fingerprint: hasher.finish(),
         }
+    }
+}
+
+/// Feeds written bytes to a hasher.
+struct HashWriter<'a, H>(&'a mut H);
+
+impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

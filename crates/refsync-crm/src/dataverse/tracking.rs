@@ -53,27 +53,13 @@ impl DataverseConnector {
         if !self.change_tracking || self.untracked.contains(entity_set) {
             return Ok(None);
         }
-        let mut restarted = false;
-        let reply = match cursor.map(Url::parse) {
-            Some(Ok(link)) => {
-                let reply = self
-                    .web
-                    .send(self.tracked_call(Call::get_url(link))?)
-                    .await?;
-                if reply.status == StatusCode::BAD_REQUEST {
-                    let (_, message) = reply.error();
-                    tracing::warn!(entity = %entity.entity, %message, "Dataverse refused the change-tracking link; reading every record again");
-                    restarted = true;
-                    self.first_tracked_page(entity).await?
-                } else {
-                    reply
-                }
-            }
-            Some(Err(e)) => {
-                tracing::warn!(entity = %entity.entity, error = %e, "the stored change-tracking link is not a URL; reading every record again");
-                restarted = true;
-                self.first_tracked_page(entity).await?
-            }
+        let resumed = match cursor {
+            Some(link) => self.resume_tracked(entity, link).await?,
+            None => None,
+        };
+        let restarted = cursor.is_some() && resumed.is_none();
+        let reply = match resumed {
+            Some(reply) => reply,
             None => self.first_tracked_page(entity).await?,
         };
         if !reply.ok() {
@@ -106,6 +92,32 @@ impl DataverseConnector {
             caught_up,
             restarted,
         }))
+    }
+
+    /// The answer to the stored link; `None` when it cannot be used (not a URL, or
+    /// refused: an expired token) and the read must start over.
+    async fn resume_tracked(
+        &self,
+        entity: &EntityMapping,
+        link: &str,
+    ) -> Result<Option<Reply>, CrmError> {
+        let link = match Url::parse(link) {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(entity = %entity.entity, error = %e, "the stored change-tracking link is not a URL; reading every record again");
+                return Ok(None);
+            }
+        };
+        let reply = self
+            .web
+            .send(self.tracked_call(Call::get_url(link))?)
+            .await?;
+        if reply.status == StatusCode::BAD_REQUEST {
+            let (_, message) = reply.error();
+            tracing::warn!(entity = %entity.entity, %message, "Dataverse refused the change-tracking link; reading every record again");
+            return Ok(None);
+        }
+        Ok(Some(reply))
     }
 
     /// The first page of every record, asking for tracking.
