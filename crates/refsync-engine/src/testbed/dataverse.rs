@@ -249,19 +249,11 @@ impl CrmUnderTest for Dynamics {
     }
 
     fn api_writes(&self) -> usize {
-        self.requests
-            .under(API_PATH)
-            .iter()
-            .filter(|r| r.is_write())
-            .count()
+        self.requests.writes_under(API_PATH)
     }
 
     fn api_log(&self) -> Vec<String> {
-        self.requests
-            .under(API_PATH)
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
+        self.requests.lines_under(API_PATH)
     }
 
     fn api_calls(&self) -> usize {

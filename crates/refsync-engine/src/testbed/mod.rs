@@ -398,7 +398,7 @@ impl<C: CrmUnderTest> TestBed<C> {
 
     /// Referrals API writes so far.
     pub fn pc_api_writes(&self) -> usize {
-        self.pc_api_calls().iter().filter(|r| r.is_write()).count()
+        self.pc_requests.writes_under(REFERRALS_PATH)
     }
 
     /// Runs one key right here, outside the queue, as a worker would with these

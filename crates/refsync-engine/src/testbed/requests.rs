@@ -65,6 +65,19 @@ impl RequestLog {
             .collect()
     }
 
+    /// How many requests under `prefix` changed data.
+    pub fn writes_under(&self, prefix: &str) -> usize {
+        self.under(prefix).iter().filter(|r| r.is_write()).count()
+    }
+
+    /// The requests under `prefix` as `METHOD path` lines, for failure messages.
+    pub fn lines_under(&self, prefix: &str) -> Vec<String> {
+        self.under(prefix)
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
     /// Forgets everything recorded so far.
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
