@@ -1,7 +1,7 @@
 //! Signed webhook delivery (partner-center.md §2.4, §2.5).
 //!
-//! Each event becomes a [`DeliveryRecord`]: the body is rendered and signed once,
-//! then posted on a background task with `Content-Type: application/json`,
+//! Each event becomes a [`DeliveryRecord`]: the body is rendered once, then
+//! signed once and posted on a background task with `Content-Type: application/json`,
 //! `x-ms-certificate-url`, `x-ms-signature-algorithm: rsa-sha256` and the signature
 //! in `Authorization` or `x-ms-signature`. A non-2xx answer or a timeout is retried
 //! after the configured pauses, up to 10 attempts; then the event moves to the
@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use faults::DeliveryFaults;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
@@ -42,8 +42,8 @@ pub(crate) struct EventToSend {
     pub header: SignatureHeader,
 }
 
-/// A delivery ready to post: body and signature fixed, so retries and duplicates
-/// send identical bytes.
+/// A delivery ready to post: body fixed, and signed at most once, so retries and
+/// duplicates send identical bytes.
 #[derive(Debug, Clone)]
 struct Job {
     id: u64,
@@ -52,7 +52,9 @@ struct Job {
     url: String,
     header: SignatureHeader,
     body: Bytes,
-    signature: String,
+    /// Signed on the first attempt, not at enqueue: the caller holds the emulator's
+    /// state lock, and an RSA-2048 signature under it would stall every API request.
+    signature: Arc<OnceLock<String>>,
     duplicate: bool,
     delay: Option<Duration>,
 }
@@ -125,7 +127,7 @@ impl DeliveryEngine {
         self.inner.state()
     }
 
-    /// Signs and schedules one event; returns its delivery id.
+    /// Schedules one event (signed when first sent); returns its delivery id.
     pub(crate) fn enqueue(&self, event: EventToSend) -> u64 {
         let body = Bytes::from(event_body(
             &event.event_name,
@@ -133,14 +135,6 @@ impl DeliveryEngine {
             &event.resource_name,
             event.changed_at,
         ));
-        let signature = match self.inner.signing.sign(&body) {
-            Ok(s) => s,
-            Err(e) => {
-                // Cannot happen with a generated RSA key; deliver unsigned rather than not at all.
-                tracing::error!(error = %e, "signing a webhook body failed");
-                String::new()
-            }
-        };
         let created_at = event.changed_at;
         let mut state = self.state();
         let id = state.next_id;
@@ -153,7 +147,7 @@ impl DeliveryEngine {
             url: event.url,
             header: event.header,
             body,
-            signature,
+            signature: Arc::default(),
             duplicate: false,
             delay: None,
         };
@@ -320,6 +314,14 @@ impl EngineInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn sign(&self, body: &[u8]) -> String {
+        self.signing.sign(body).unwrap_or_else(|e| {
+            // Cannot happen with a generated RSA key; deliver unsigned rather than not at all.
+            tracing::error!(error = %e, "signing a webhook body failed");
+            String::new()
+        })
+    }
+
     fn set_state(&self, id: u64, new_state: DeliveryState) {
         if let Some(r) = self.state().records.get_mut(&id) {
             r.state = new_state;
@@ -396,6 +398,7 @@ impl EngineInner {
 
     async fn attempt(&self, job: &Job, attempt: u32, duplicate: bool) -> DeliveryAttempt {
         let _permit = self.permits.acquire().await;
+        let signature = job.signature.get_or_init(|| self.sign(&job.body));
         let at = Utc::now();
         let signature_header = match job.header {
             SignatureHeader::Authorization => "authorization",
@@ -407,7 +410,7 @@ impl EngineInner {
             .header("content-type", "application/json")
             .header("x-ms-certificate-url", &self.certificate_url)
             .header("x-ms-signature-algorithm", "rsa-sha256")
-            .header(signature_header, format!("Signature {}", job.signature))
+            .header(signature_header, format!("Signature {signature}"))
             .body(job.body.clone())
             .send()
             .await;
