@@ -585,6 +585,33 @@ async fn tokens_from_another_authority_or_tampered_are_refused() {
     assert_eq!(e.kind(), BearerErrorKind::BadSignature);
     assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
 
+    // A genuine token is accepted (and its check remembered); the same token with
+    // its claims swapped for another's, or its signature altered, is not.
+    let genuine = t.authority.issue_app_token(DEMO_CLIENT_ID, CRM).unwrap();
+    for _ in 0..2 {
+        assert!(
+            t.authority
+                .authorize(&bearer(&genuine), CRM, AcceptedTokens::Any)
+                .is_ok()
+        );
+    }
+    let [header, _, signature]: [&str; 3] =
+        genuine.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let foreign_claims = foreign.split('.').nth(1).unwrap();
+    let mut flipped = signature.to_owned().into_bytes();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for forged in [
+        format!("{header}.{foreign_claims}.{signature}"),
+        format!("{header}.{}.{flipped}", genuine.split('.').nth(1).unwrap()),
+    ] {
+        let e = t
+            .authority
+            .authorize(&bearer(&forged), CRM, AcceptedTokens::Any)
+            .unwrap_err();
+        assert_eq!(e.kind(), BearerErrorKind::BadSignature, "{forged}");
+    }
+
     let e = t
         .authority
         .authorize(&HeaderMap::new(), CRM, AcceptedTokens::Any)
@@ -596,7 +623,7 @@ async fn tokens_from_another_authority_or_tampered_are_refused() {
         .authorize(&bearer("not.a.jwt"), CRM, AcceptedTokens::Any)
         .unwrap_err();
     assert_eq!(e.kind(), BearerErrorKind::Malformed);
-    assert_eq!(t.authority.counters().bearer_refusals, 3);
+    assert_eq!(t.authority.counters().bearer_refusals, 5);
 
     let response = axum::response::IntoResponse::into_response(e);
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 /// What kind of caller a token represents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,11 +99,21 @@ impl TokenClaims {
     }
 }
 
+/// Most tokens whose signature check is remembered; a client holds one or two
+/// at a time, so this only bounds a flood of distinct forged ones.
+const VERIFIED_CACHE_CAPACITY: usize = 1024;
+
 /// The RSA key tokens are signed with.
 pub(crate) struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
+    /// Tokens whose signature already checked out, with their claims: a resource
+    /// server sees the same token on every call until it expires, and an RSA
+    /// verification plus a JSON decode per request was a visible share of the
+    /// emulators' CPU. Only the signature is remembered; times, audience and early
+    /// expiry are checked on every call by the caller.
+    verified: Mutex<HashMap<String, TokenClaims>>,
 }
 
 impl SigningKey {
@@ -123,6 +135,7 @@ impl SigningKey {
             encoding,
             decoding,
             kid,
+            verified: Mutex::default(),
         })
     }
 
@@ -135,6 +148,26 @@ impl SigningKey {
 
     /// Checks the signature and decodes the claims; time and audience are checked by the caller.
     pub(crate) fn verify(&self, token: &str) -> Result<TokenClaims, BearerErrorKind> {
+        if let Some(claims) = self.verified_cache().get(token) {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_signature(token)?;
+        let mut cache = self.verified_cache();
+        if cache.len() >= VERIFIED_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verified_cache(&self) -> MutexGuard<'_, HashMap<String, TokenClaims>> {
+        // Only whole entries are ever inserted, so a poisoned map is still correct.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<TokenClaims, BearerErrorKind> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.validate_exp = false;
         validation.validate_nbf = false;
