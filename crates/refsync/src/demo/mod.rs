@@ -6,6 +6,7 @@
 //! change arriving and ends with a summary of what refsync did.
 
 mod crm;
+mod emulator_runtime;
 mod report;
 
 use crate::config::{Config, CrmKind};
@@ -16,6 +17,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
 pub use crm::DemoCrm;
+pub use emulator_runtime::EMULATOR_THREAD_NAME;
+use emulator_runtime::EmulatorRuntime;
 use refsync_core::{CrmEntity, ReferralId};
 use refsync_emulators::entra::{
     DEMO_ADMIN_USER, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
@@ -88,6 +91,8 @@ pub struct Demo {
     /// The working directory: config, secrets, root CA, SQLite store.
     pub dir: tempfile::TempDir,
     step_timeout: Duration,
+    /// Last, so it outlives the emulators running on it.
+    _emulators: EmulatorRuntime,
 }
 
 /// Runs the demo; prints progress and the summary.
@@ -109,15 +114,17 @@ impl Demo {
         let dir = tempfile::tempdir().context("creating the demo directory")?;
         let mut pc_config = PartnerCenterConfig::default();
         pc_config.entra.device_code_interval = Duration::from_secs(1);
-        let pc = PartnerCenterEmulator::start(pc_config, bind_any().await?)
-            .context("starting the Partner Center emulator")?;
-        let crm = DemoCrm::start(
-            args.crm,
-            bind_any().await?,
-            pc.authority(),
-            args.lift_crm_limits,
-        )
-        .await?;
+        let emulators = EmulatorRuntime::start()?;
+        let (crm_kind, lift_limits) = (args.crm, args.lift_crm_limits);
+        let (pc, crm) = emulators
+            .run(async move {
+                let pc = PartnerCenterEmulator::start(pc_config, bind_any().await?)
+                    .context("starting the Partner Center emulator")?;
+                let crm = DemoCrm::start(crm_kind, bind_any().await?, pc.authority(), lift_limits)
+                    .await?;
+                Ok((pc, crm))
+            })
+            .await?;
         println!("Partner Center emulator  {}", pc.base_url());
         println!(
             "{:<24} {}",
@@ -154,6 +161,7 @@ impl Demo {
             config,
             dir,
             step_timeout: args.step_timeout,
+            _emulators: emulators,
         })
     }
 

@@ -79,6 +79,9 @@ struct EngineInner {
     /// Deliveries pending (attempting, waiting to retry, or delayed); held ones excluded.
     active: watch::Sender<usize>,
     stop: watch::Sender<bool>,
+    /// The runtime the emulator was started in: deliveries run there even when the
+    /// event is raised from another (a test or the bench driving the emulator).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// The delivery engine (cheap to clone).
@@ -119,6 +122,7 @@ impl DeliveryEngine {
                 }),
                 active: watch::Sender::new(0),
                 stop: watch::Sender::new(false),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         })
     }
@@ -195,10 +199,14 @@ impl DeliveryEngine {
     fn spawn(&self, job: Job) {
         self.inner.active.send_modify(|n| *n += 1);
         let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move {
+        let delivery = async move {
             inner.run(job).await;
             inner.active.send_modify(|n| *n = n.saturating_sub(1));
-        });
+        };
+        match &self.inner.runtime {
+            Some(runtime) => drop(runtime.spawn(delivery)),
+            None => drop(tokio::spawn(delivery)),
+        }
     }
 
     /// Waits until no delivery is pending (held deliveries do not count).
