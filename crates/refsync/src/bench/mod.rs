@@ -5,6 +5,7 @@
 //! - [`sync`]: referrals end to end into the CRM and back: latency at an offered
 //!   rate, sustained throughput, outbound calls per referral.
 
+mod cpu;
 pub mod intake;
 pub mod sync;
 
