@@ -249,27 +249,44 @@ fn write_error(id: &ReferralId, e: CallError) -> ReferralsError {
 }
 
 fn decode_body(body: &[u8]) -> Result<Referral, ReferralsError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ReferralsError::Decode {
-        detail: format!("referral: {e}"),
-    })?;
-    decode_referral(value)
+    // Straight from the bytes: a `Value` first would build and drop a second tree.
+    let mut referral: Referral =
+        serde_json::from_slice(body).map_err(|e| ReferralsError::Decode {
+            detail: format!("referral: {e}"),
+        })?;
+    without_annotations(&mut referral);
+    Ok(referral)
 }
 
 /// A referral from its JSON, without the `@odata.*` annotations (which would
 /// otherwise be kept among the unknown fields and sent back on a PUT).
-pub(crate) fn decode_referral(mut value: Value) -> Result<Referral, ReferralsError> {
-    if let Value::Object(map) = &mut value {
-        map.retain(|k, _| !k.starts_with("@odata."));
-    }
-    serde_json::from_value(value).map_err(|e| ReferralsError::Decode {
-        detail: format!("referral: {e}"),
-    })
+pub(crate) fn decode_referral(value: Value) -> Result<Referral, ReferralsError> {
+    let mut referral: Referral =
+        serde_json::from_value(value).map_err(|e| ReferralsError::Decode {
+            detail: format!("referral: {e}"),
+        })?;
+    without_annotations(&mut referral);
+    Ok(referral)
+}
+
+/// Drops the `@odata.*` annotations the unknown-field catch-all picked up.
+fn without_annotations(referral: &mut Referral) {
+    referral.extra.retain(|k, _| !k.starts_with("@odata."));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn odata_annotations_are_not_kept_from_bytes_either() {
+        let body = br#"{"@odata.context":"x","@odata.etag":"y","id":"r-1","somethingNew":1}"#;
+        let r = decode_body(body).unwrap();
+        assert_eq!(r.id.unwrap().as_str(), "r-1");
+        assert!(r.extra.contains_key("somethingNew"));
+        assert!(!r.extra.keys().any(|k| k.starts_with("@odata")));
+    }
 
     #[test]
     fn odata_annotations_are_not_kept() {
