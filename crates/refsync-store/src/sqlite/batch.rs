@@ -7,7 +7,7 @@
 //!
 //! A savepoint per write keeps writes independent: one that fails (a lost lease, a
 //! version conflict) is rolled back alone and answered with its own error, while the
-//! rest commit. Nobody is answered before the commit, so a caller told "saved" is
+//! rest commit. Completions, whose failures change nothing, skip theirs. Nobody is answered before the commit, so a caller told "saved" is
 //! on disk. When idle a lone write is committed at once: latency stays one commit.
 
 use super::links::save_link_in;
@@ -68,6 +68,16 @@ impl Write {
                 answer,
             } => Ran::new(save_link_in(conn, &link, &audit, now).await, answer),
         }
+    }
+
+    /// True when a failure of this write leaves nothing behind, so it needs no
+    /// savepoint (two more round trips to the writer) of its own. A completion is
+    /// a DELETE, then maybe an UPDATE: it fails either because no row matched, or
+    /// with an error SQLite undoes along with the statement. A claim's rows are
+    /// decoded after its UPDATE, and a link save writes audit rows after the link,
+    /// so those two keep theirs.
+    fn fails_without_changes(&self) -> bool {
+        matches!(self, Write::Complete { .. })
     }
 
     /// Answers a write that never ran.
@@ -184,6 +194,10 @@ async fn run_batch(conn: &mut SqliteConnection, mut writes: impl Iterator<Item =
     let mut ran = Vec::new();
     let mut broken = None;
     while let Some(write) = writes.next() {
+        if write.fails_without_changes() {
+            ran.push(write.run(&mut tx).await);
+            continue;
+        }
         // A nested `begin` on a transaction is a savepoint; dropping it unreleased
         // rolls back to it.
         let mut savepoint = match tx.begin().await {
