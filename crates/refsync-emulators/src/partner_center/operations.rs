@@ -12,6 +12,7 @@ use crate::odata::EvalOptions;
 use axum::http::StatusCode;
 use refsync_core::Referral;
 use refsync_core::ids::{EngagementId, ReferralId};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 impl PartnerCenterEmulator {
@@ -99,22 +100,26 @@ impl PartnerCenterEmulator {
         Ok(stored)
     }
 
-    /// `GET /v1.0/engagements/referrals/{id}`, with the sample's `@odata.context`.
-    pub(crate) fn get_referral(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    /// `GET /v1.0/engagements/referrals/{id}`, with the sample's `@odata.context`:
+    /// the response body, written straight from the stored referral (no copy of
+    /// it is made under the state lock every request waits on).
+    pub(crate) fn get_referral(&self, caller: &Caller, id: &str) -> Result<Vec<u8>, ApiError> {
+        let context = format!(
+            "{}/v1.0/engagements/referrals/$metadata#Referrals/$entity",
+            self.base_url()
+        );
         let state = self.state();
         let stored = self.readable(&state, caller, id)?;
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".to_owned(),
-            json!(format!(
-                "{}/v1.0/engagements/referrals/$metadata#Referrals/$entity",
-                self.base_url()
-            )),
-        );
-        if let Value::Object(fields) = &stored.value {
-            body.extend(fields.clone());
-        }
-        Ok(Value::Object(body))
+        let body = WithContext {
+            context: &context,
+            value: &stored.value,
+        };
+        serde_json::to_vec(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("The referral could not be written: {e}"),
+            )
+        })
     }
 
     /// `POST /v1.0/engagements/referrals`. Naming an existing `engagementId` adds the
@@ -285,4 +290,23 @@ pub(crate) fn new_referral_id() -> Result<ReferralId, ApiError> {
 
 pub(crate) fn new_engagement_id() -> Result<EngagementId, ApiError> {
     EngagementId::parse(uuid::Uuid::new_v4().to_string()).map_err(id_error)
+}
+
+/// A stored referral with `@odata.context` first, serialized without copying it.
+struct WithContext<'a> {
+    context: &'a str,
+    value: &'a Value,
+}
+
+impl Serialize for WithContext<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut object = serializer.serialize_map(None)?;
+        object.serialize_entry("@odata.context", self.context)?;
+        if let Value::Object(fields) = self.value {
+            for (name, value) in fields {
+                object.serialize_entry(name, value)?;
+            }
+        }
+        object.end()
+    }
 }

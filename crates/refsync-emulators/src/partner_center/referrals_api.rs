@@ -111,7 +111,7 @@ pub(crate) async fn get_one(
         Err(r) => return r.into_response(),
     };
     match pc.get_referral(&caller, &id) {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
     }
 }
