@@ -123,6 +123,11 @@ impl PartnerCenterEmulator {
         self.delivery().wait_idle().await;
     }
 
+    /// Deliveries pending now (attempting, waiting to retry, or delayed; held ones excluded).
+    pub fn deliveries_pending(&self) -> usize {
+        self.delivery().pending()
+    }
+
     /// Installs a delivery fault rule.
     pub fn install_delivery_fault(
         &self,

@@ -216,6 +216,11 @@ impl DeliveryEngine {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Deliveries pending now (held ones excluded).
+    pub(crate) fn pending(&self) -> usize {
+        *self.inner.active.borrow()
+    }
+
     /// Sends every held delivery now; returns how many.
     pub(crate) fn release_held(&self) -> usize {
         let held = std::mem::take(&mut self.state().held);
