@@ -147,7 +147,10 @@ pub(super) async fn claim_in(
     // A row whose lease ran out was being worked by an instance that died or hung:
     // count that as a failed attempt, so a key that kills its worker every time
     // still reaches the dead-letter limit instead of looping forever.
-    let rows = sqlx::query(
+    // The limit is written into the SQL, not bound: SQLite plans around a bound
+    // LIMIT's value, so it re-prepared this statement on every claim. The few
+    // distinct batch sizes each keep their own cached statement.
+    let sql = format!(
         "UPDATE sync_queue SET leased_by = $1, lease_token = $2, lease_until = $3, \
              attempts = attempts + (lease_until IS NOT NULL), \
              last_error = CASE WHEN lease_until IS NOT NULL \
@@ -155,17 +158,18 @@ pub(super) async fn claim_in(
          WHERE sync_key IN (SELECT sync_key FROM sync_queue \
              WHERE state = 'pending' AND due_at <= $4 \
                AND (lease_until IS NULL OR lease_until <= $4) \
-             ORDER BY due_at, sync_key LIMIT $5) \
+             ORDER BY due_at, sync_key LIMIT {}) \
          RETURNING sync_key, due_at, generation, attempts, first_enqueued_at, last_trigger, \
              triggers, last_error",
-    )
-    .bind(owner.as_str())
-    .bind(&token)
-    .bind(to_micros(lease_until))
-    .bind(to_micros(now))
-    .bind(limit(n))
-    .fetch_all(&mut *conn)
-    .await?;
+        limit(n)
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner.as_str())
+        .bind(&token)
+        .bind(to_micros(lease_until))
+        .bind(to_micros(now))
+        .fetch_all(&mut *conn)
+        .await?;
     let mut claims = Vec::with_capacity(rows.len());
     for row in &rows {
         let due: i64 = row.try_get("due_at")?;
