@@ -250,28 +250,23 @@ fn write_error(id: &ReferralId, e: CallError) -> ReferralsError {
 
 fn decode_body(body: &[u8]) -> Result<Referral, ReferralsError> {
     // Straight from the bytes: a `Value` first would build and drop a second tree.
-    let mut referral: Referral =
-        serde_json::from_slice(body).map_err(|e| ReferralsError::Decode {
-            detail: format!("referral: {e}"),
-        })?;
-    without_annotations(&mut referral);
-    Ok(referral)
+    without_annotations(serde_json::from_slice(body))
 }
 
 /// A referral from its JSON, without the `@odata.*` annotations (which would
 /// otherwise be kept among the unknown fields and sent back on a PUT).
 pub(crate) fn decode_referral(value: Value) -> Result<Referral, ReferralsError> {
-    let mut referral: Referral =
-        serde_json::from_value(value).map_err(|e| ReferralsError::Decode {
-            detail: format!("referral: {e}"),
-        })?;
-    without_annotations(&mut referral);
-    Ok(referral)
+    without_annotations(serde_json::from_value(value))
 }
 
-/// Drops the `@odata.*` annotations the unknown-field catch-all picked up.
-fn without_annotations(referral: &mut Referral) {
+/// The decoded referral, less the `@odata.*` annotations its unknown-field
+/// catch-all picked up.
+fn without_annotations(decoded: serde_json::Result<Referral>) -> Result<Referral, ReferralsError> {
+    let mut referral = decoded.map_err(|e| ReferralsError::Decode {
+        detail: format!("referral: {e}"),
+    })?;
     referral.extra.retain(|k, _| !k.starts_with("@odata."));
+    Ok(referral)
 }
 
 #[cfg(test)]
