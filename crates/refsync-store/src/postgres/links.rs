@@ -12,7 +12,8 @@ use crate::store::LinkStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refsync_core::{CrmRecordRef, EngagementId, Etag, ReferralId, SyncKey};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryScalar;
 use sqlx::{Postgres, Row, Transaction};
 
 // JSON columns are read back as text and parsed by the same code as on SQLite.
@@ -111,6 +112,27 @@ impl PgStore {
     }
 }
 
+/// Binds `$1`–`$9`, the columns an insert and an update of a link both write:
+/// the link's fields, its `base` as JSON text, and `now` as the time written.
+fn bind_link_columns<'q, O>(
+    query: QueryScalar<'q, Postgres, O, PgArguments>,
+    link: &'q SyncLink,
+    base: &'q str,
+    now: DateTime<Utc>,
+) -> QueryScalar<'q, Postgres, O, PgArguments> {
+    let (entity, crm_id) = crm_columns(link.crm_record.as_ref());
+    query
+        .bind(link.referral_id.as_ref().map(|r| r.as_str()))
+        .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
+        .bind(entity)
+        .bind(crm_id)
+        .bind(base)
+        .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
+        .bind(link.referral_updated_at)
+        .bind(link.crm_modified_at)
+        .bind(now)
+}
+
 #[async_trait]
 impl LinkStore for PgStore {
     async fn save_link_with_audit(
@@ -119,29 +141,20 @@ impl LinkStore for PgStore {
         audit: &[NewAuditEntry],
         now: DateTime<Utc>,
     ) -> Result<SyncLink> {
-        let (entity, crm_id) = crm_columns(link.crm_record.as_ref());
         let base = serde_json::Value::Object(link.base.clone()).to_string();
         let mut tx = self.pool.begin().await?;
         let mut saved = link.clone();
         match link.id {
             None => {
-                let id: i64 = sqlx::query_scalar(
+                let insert = sqlx::query_scalar(
                     "INSERT INTO sync_links (referral_id, engagement_id, crm_entity, crm_id, base, \
                      referral_etag, referral_updated_at, crm_modified_at, created_at, updated_at, \
                      version) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $9, 1) RETURNING id",
-                )
-                .bind(link.referral_id.as_ref().map(|r| r.as_str()))
-                .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
-                .bind(entity)
-                .bind(crm_id)
-                .bind(&base)
-                .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
-                .bind(link.referral_updated_at)
-                .bind(link.crm_modified_at)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(link_write_error)?;
+                );
+                let id: i64 = bind_link_columns(insert, link, &base, now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(link_write_error)?;
                 saved.id = Some(LinkId(id));
                 saved.created_at = now;
                 saved.version = 1;
@@ -149,26 +162,18 @@ impl LinkStore for PgStore {
             Some(id) => {
                 // The version check and the write are one statement: no window for a
                 // second writer between them.
-                let created: Option<DateTime<Utc>> = sqlx::query_scalar(
-                    "UPDATE sync_links SET referral_id = $3, engagement_id = $4, crm_entity = $5, \
-                     crm_id = $6, base = $7::jsonb, referral_etag = $8, referral_updated_at = $9, \
-                     crm_modified_at = $10, updated_at = $11, version = version + 1 \
-                     WHERE id = $1 AND version = $2 RETURNING created_at",
-                )
-                .bind(id.0)
-                .bind(link.version)
-                .bind(link.referral_id.as_ref().map(|r| r.as_str()))
-                .bind(link.engagement_id.as_ref().map(|e| e.as_str()))
-                .bind(entity)
-                .bind(crm_id)
-                .bind(&base)
-                .bind(link.referral_etag.as_ref().map(|e| e.as_str()))
-                .bind(link.referral_updated_at)
-                .bind(link.crm_modified_at)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(link_write_error)?;
+                let update = sqlx::query_scalar(
+                    "UPDATE sync_links SET referral_id = $1, engagement_id = $2, crm_entity = $3, \
+                     crm_id = $4, base = $5::jsonb, referral_etag = $6, referral_updated_at = $7, \
+                     crm_modified_at = $8, updated_at = $9, version = version + 1 \
+                     WHERE id = $10 AND version = $11 RETURNING created_at",
+                );
+                let created: Option<DateTime<Utc>> = bind_link_columns(update, link, &base, now)
+                    .bind(id.0)
+                    .bind(link.version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(link_write_error)?;
                 let created = created.ok_or(StoreError::VersionConflict {
                     link: id.0,
                     expected: link.version,
